@@ -1,0 +1,45 @@
+// Start berth as a real process (the compiled CLI) on a loopback port.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort, launch, type Managed } from './process';
+
+export const CLI = path.resolve(__dirname, '../../server/cli.js');
+
+export interface BerthOptions {
+  /** Filesystem root directory; a fresh temp dir when omitted. */
+  root?: string;
+  port?: number;
+  /** Extra REGISTRY_* (or other) environment variables. */
+  env?: Record<string, string>;
+  /** A config file path passed with --config. */
+  config?: string;
+  deleteEnabled?: boolean;
+}
+
+export interface Berth extends Managed {
+  root: string;
+  /** "127.0.0.1:PORT", what clients use as the registry host. */
+  host: string;
+}
+
+export function tempDir(prefix = 'berth-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export async function startBerth(opts: BerthOptions = {}): Promise<Berth> {
+  const root = opts.root ?? tempDir();
+  const port = opts.port ?? (await freePort());
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    REGISTRY_HTTP_ADDR: `127.0.0.1:${port}`,
+    REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root,
+    REGISTRY_STORAGE_DELETE_ENABLED: String(opts.deleteEnabled ?? true),
+    REGISTRY_LOG_LEVEL: process.env.BERTH_TEST_LOG_LEVEL ?? 'warn',
+    ...opts.env,
+  };
+  const args = [CLI, 'serve'];
+  if (opts.config) args.push('--config', opts.config);
+  const m = await launch({ cmd: process.execPath, args, env, port });
+  return Object.assign(m, { root, host: `127.0.0.1:${port}` });
+}

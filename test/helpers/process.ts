@@ -1,0 +1,89 @@
+// Start and stop server processes for tests and benchmarks: a free loopback
+// port, wait-until-ready, and stop by our own PID only.
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export interface Managed {
+  url: string;
+  port: number;
+  proc: ChildProcess;
+  /** Everything the process printed so far (stdout and stderr). */
+  output(): string;
+  /** SIGTERM, wait for exit (SIGKILL after timeoutMs); resolves to the exit code or signal. */
+  stop(timeoutMs?: number): Promise<number | string | null>;
+  /** SIGKILL and wait. */
+  kill(): Promise<void>;
+}
+
+export interface LaunchOptions {
+  cmd: string;
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+  port: number;
+  /** Path polled until it answers (any HTTP status below 500). */
+  readyPath?: string;
+  readyTimeoutMs?: number;
+  protocol?: 'http' | 'https';
+}
+
+export async function launch(opts: LaunchOptions): Promise<Managed> {
+  const proc = spawn(opts.cmd, opts.args, { env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const keep = (b: Buffer) => {
+    out += b.toString();
+    if (out.length > 1 << 20) out = out.slice(-(1 << 19));
+  };
+  proc.stdout!.on('data', keep);
+  proc.stderr!.on('data', keep);
+  const exited = new Promise<number | string | null>((resolve) => proc.on('exit', (code, sig) => resolve(code ?? sig)));
+  const url = `${opts.protocol ?? 'http'}://127.0.0.1:${opts.port}`;
+  const managed: Managed = {
+    url,
+    port: opts.port,
+    proc,
+    output: () => out,
+    async stop(timeoutMs = 20000) {
+      if (proc.exitCode !== null || proc.signalCode !== null) return exited;
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+      const r = await exited;
+      clearTimeout(t);
+      return r;
+    },
+    async kill() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      await exited;
+    },
+  };
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 20000);
+  const readyPath = opts.readyPath ?? '/v2/';
+  for (;;) {
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      throw new Error(`${opts.cmd} exited before it was ready:\n${out}`);
+    }
+    try {
+      const res = await fetch(url + readyPath, { signal: AbortSignal.timeout(1000) });
+      await res.arrayBuffer();
+      if (res.status < 500) return managed;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await managed.kill();
+      throw new Error(`${opts.cmd} not ready after ${opts.readyTimeoutMs ?? 20000} ms:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
