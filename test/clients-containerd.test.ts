@@ -30,6 +30,7 @@ if (bins) {
   t.before(async () => {
     [reg, engines] = await Promise.all([startTarget(), startEngines({ docker: false })]);
     imgs = buildTestImages();
+    t.comment(`registry under test: ${reg.kind} at ${reg.host}`);
   });
   t.teardown(async () => {
     await Promise.all([reg?.stop(), engines?.stop()]);

@@ -45,6 +45,7 @@ if (bins) {
   t.before(async () => {
     [reg, engines] = await Promise.all([startTarget(), startEngines()]);
     imgs = buildTestImages();
+    t.comment(`registry under test: ${reg.kind} at ${reg.host}`);
   });
   t.teardown(async () => {
     await Promise.all([reg?.stop(), engines?.stop()]);
@@ -83,6 +84,15 @@ if (bins) {
     t.match(pull.stdout, `Digest: ${m.digest}`);
     t.match(pull.stdout, `Downloaded newer image for ${ref}`);
     t.equal(await imageId(ref), imgs.app.config.digest, 'pulled image ID = original config digest');
+  });
+
+  t.test('docker pull of a multi-arch index picks linux/amd64', async (t) => {
+    await mustRun(bins.skopeo, ['copy', '--all', '--preserve-digests', '--dest-tls-verify=false', imgs.multi.ref, `docker://${reg.host}/docker/multi:1`]);
+    const ref = `${reg.host}/docker/multi:1`;
+    const pull = await docker(['pull', '--platform', 'linux/amd64', ref]);
+    t.match(pull.stdout, `Digest: ${imgs.multi.index.digest}`, 'docker resolved the tag to the index');
+    const amd64 = imgs.multi.images.find((i) => i.platform === 'linux/amd64')!;
+    t.equal(await imageId(ref), amd64.config.digest, 'image ID = the amd64 config digest');
   });
 
   t.test('shared base layers: already exists, mounted, stored once', async (t) => {

@@ -7,7 +7,7 @@ import t from 'tap';
 import { containersStorageArgs, getManifest, mustRun, needClients, startTarget, type Target } from './helpers/clients';
 import { buildTestImages, plainTempDir, type TestImages } from './helpers/images';
 
-const bins = needClients(t, ['podman', 'buildah']);
+const bins = needClients(t, ['podman', 'buildah', 'skopeo']);
 if (bins) {
   let reg: Target;
   let imgs: TestImages;
@@ -26,6 +26,7 @@ if (bins) {
   t.before(async () => {
     reg = await startTarget();
     imgs = buildTestImages();
+    t.comment(`registry under test: ${reg.kind} at ${reg.host}`);
   });
   t.teardown(async () => {
     await reg?.stop();
@@ -44,6 +45,15 @@ if (bins) {
     t.equal(pulled.stdout.trim().split('\n').pop(), id, 'podman pull prints the same image ID');
     const inspect = await podman(['image', 'inspect', '--format', '{{.Id}}', `${reg.host}/podman/app:1`]);
     t.equal(inspect.stdout.trim(), id, 'the pulled image has the original config digest');
+  });
+
+  t.test('podman pull picks the requested platform from an index', async (t) => {
+    await mustRun(bins.skopeo, ['copy', '--all', '--preserve-digests', '--dest-tls-verify=false', imgs.multi.ref, `docker://${reg.host}/podman/multi:1`]);
+    for (const img of imgs.multi.images) {
+      const [os, arch] = img.platform.split('/');
+      const pulled = await podman(['pull', '--tls-verify=false', '--os', os, '--arch', arch, `${reg.host}/podman/multi:1`]);
+      t.equal(pulled.stdout.trim().split('\n').pop(), img.config.digest.slice(7), `${img.platform} image ID`);
+    }
   });
 
   t.test('buildah builds from scratch and pushes', async (t) => {

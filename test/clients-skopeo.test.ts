@@ -21,6 +21,7 @@ if (bins) {
   t.before(async () => {
     reg = await startTarget();
     imgs = buildTestImages();
+    t.comment(`registry under test: ${reg.kind} at ${reg.host}`);
   });
   t.teardown(async () => {
     await reg?.stop();

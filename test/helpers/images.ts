@@ -105,7 +105,8 @@ export interface TestIndex {
   ref: string;
   tag: string;
   index: Descriptor;
-  images: ImageContent[];
+  /** In index order, with their "os/arch". */
+  images: (ImageContent & { platform: string })[];
   digests: string[];
 }
 
@@ -159,10 +160,10 @@ export class OciLayout {
     return { manifest, config, layers, digests: [manifest.digest, config.digest, ...layers.map((l) => l.digest)] };
   }
 
-  /** An index over images, each with its platform. */
-  index(images: ImageContent[], platforms: string[]): Descriptor {
-    const manifests = images.map((img, i) => {
-      const [osName, architecture] = platforms[i].split('/');
+  /** An index over images, each with its platform ("os/arch"). */
+  index(images: (ImageContent & { platform: string })[]): Descriptor {
+    const manifests = images.map((img) => {
+      const [osName, architecture] = img.platform.split('/');
       return { ...img.manifest, platform: { architecture, os: osName } };
     });
     return this.blob(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.index, manifests })), MEDIA.index);
@@ -221,9 +222,11 @@ export function buildTestImages(variant = 'v1'): TestImages {
 
   const appImg = mk('app', [base1, base2, oci.layer({ 'app/app.txt': `app ${variant}\n`, 'app/data.bin': filler(`${variant}/app`, 8) })]);
   const sibImg = mk('sibling', [base1, base2, oci.layer({ 'app/sibling.txt': `sibling ${variant}\n` })]);
-  const amd = mk('multi-amd64', [oci.layer({ 'arch.txt': `amd64 ${variant}\n` })]);
-  const arm = mk('multi-arm64', [oci.layer({ 'arch.txt': `arm64 ${variant}\n` })], 'arm64');
-  const index = oci.index([amd, arm], ['linux/amd64', 'linux/arm64']);
+  const platforms = [
+    { ...mk('multi-amd64', [oci.layer({ 'arch.txt': `amd64 ${variant}\n` })]), platform: 'linux/amd64' },
+    { ...mk('multi-arm64', [oci.layer({ 'arch.txt': `arm64 ${variant}\n` })], 'arm64'), platform: 'linux/arm64' },
+  ];
+  const index = oci.index(platforms);
 
   const tagged = (tag: string, img: ImageContent): TestImage => ({ ...img, tag, ref: oci.tag(tag, img.manifest) });
   return {
@@ -234,8 +237,8 @@ export function buildTestImages(variant = 'v1'): TestImages {
       tag: 'multi',
       ref: oci.tag('multi', index),
       index,
-      images: [amd, arm],
-      digests: [index.digest, ...amd.digests, ...arm.digests],
+      images: platforms,
+      digests: [index.digest, ...platforms.flatMap((p) => p.digests)],
     },
     cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
   };
