@@ -1,6 +1,6 @@
 // Real registry clients for the client tests: find them, run them, and decide
 // what happens when one is missing (a visible skip locally; a failure under CI=true).
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -23,29 +23,35 @@ export const DEBIAN_PACKAGE: Record<Client, string> = {
   curl: 'curl',
 };
 
-function onPath(name: string): string | undefined {
+/** Every executable named `name` on PATH, in PATH order. */
+function onPath(name: string): string[] {
+  const found: string[] = [];
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
     if (!dir) continue;
     const p = path.join(dir, name);
     try {
       fs.accessSync(p, fs.constants.X_OK);
-      if (fs.statSync(p).isFile()) return p;
+      if (fs.statSync(p).isFile() && !found.includes(p)) found.push(p);
     } catch {
       // not here
     }
   }
-  return undefined;
+  return found;
 }
+
+const versionOf = (bin: string) => /version ([^\s,]+)/.exec(spawnSync(bin, ['--version'], { encoding: 'utf8' }).stdout ?? '')?.[1];
 
 /** Absolute path of a client, or undefined. */
 export function findClient(name: Client): string | undefined {
-  if (name === 'docker') {
-    // Prefer the CLI shipped with the engine we start (another docker CLI may come first on PATH).
-    const dockerd = onPath('dockerd');
-    const beside = dockerd && path.join(path.dirname(dockerd), 'docker');
-    if (beside && fs.existsSync(beside)) return beside;
+  const candidates = onPath(name);
+  const dockerd = name === 'docker' && candidates.length > 1 ? onPath('dockerd')[0] : undefined;
+  if (dockerd) {
+    // Several docker CLIs (e.g. a newer one in /usr/local/bin): use the engine's own.
+    const engine = versionOf(dockerd);
+    const same = candidates.find((c) => versionOf(c) === engine);
+    if (same) return same;
   }
-  return onPath(name);
+  return candidates[0];
 }
 
 export function inCI(): boolean {
