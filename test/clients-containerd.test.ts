@@ -2,8 +2,8 @@
 // registry over plain HTTP. Images are seeded with skopeo; ctr keeps content as-is,
 // so digests must survive a pull and a push unchanged.
 import t from 'tap';
-import { getManifest, mustRun, needClients, startTarget, type Target } from './helpers/clients';
-import { startEngines, type Engines } from './helpers/engines';
+import { getManifest, mustRun, needClients, type Target } from './helpers/clients';
+import { startTargetAndEngines, type Engines } from './helpers/engines';
 import { buildTestImages, type TestImages } from './helpers/images';
 
 const bins = needClients(t, ['containerd', 'ctr', 'skopeo', 'curl']);
@@ -28,7 +28,7 @@ if (bins) {
   };
 
   t.before(async () => {
-    [reg, engines] = await Promise.all([startTarget(), startEngines({ docker: false })]);
+    ({ reg, engines } = await startTargetAndEngines({ docker: false }));
     imgs = buildTestImages();
     t.comment(`registry under test: ${reg.kind} at ${reg.host}`);
   });

@@ -4,8 +4,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { copiesOnDisk, getManifest, mustRun, needClients, startTarget, type Target } from './helpers/clients';
-import { startEngines, type Engines } from './helpers/engines';
+import { copiesOnDisk, getManifest, mustRun, needClients, type Target } from './helpers/clients';
+import { startTargetAndEngines, type Engines } from './helpers/engines';
 import { buildTestImages, plainTempDir, type TestImage, type TestImages } from './helpers/images';
 
 interface Manifest {
@@ -43,7 +43,7 @@ if (bins) {
   const count = (out: string, re: RegExp) => out.split('\n').filter((l) => re.test(l)).length;
 
   t.before(async () => {
-    [reg, engines] = await Promise.all([startTarget(), startEngines()]);
+    ({ reg, engines } = await startTargetAndEngines());
     imgs = buildTestImages();
     t.comment(`registry under test: ${reg.kind} at ${reg.host}`);
   });

@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { mustRun, run } from './clients';
+import { mustRun, run, startTarget, type Target } from './clients';
 import { plainTempDir } from './images';
 
 /** The fixture lives in the source tree; tests run from dist/test/helpers. */
@@ -71,4 +71,15 @@ export async function startEngines(opts: { docker?: boolean } = {}): Promise<Eng
   }
   fs.rmSync(dir, { recursive: true, force: true });
   throw new Error(`engines did not start:\n${errors.join('\n')}`);
+}
+
+/**
+ * Start the registry under test and the engines side by side; if either fails,
+ * stop the other (a live child process would keep the test file from ending).
+ */
+export async function startTargetAndEngines(opts: { docker?: boolean } = {}): Promise<{ reg: Target; engines: Engines }> {
+  const [reg, engines] = await Promise.allSettled([startTarget(), startEngines(opts)]);
+  if (reg.status === 'fulfilled' && engines.status === 'fulfilled') return { reg: reg.value, engines: engines.value };
+  await Promise.all([reg.status === 'fulfilled' && reg.value.stop(), engines.status === 'fulfilled' && engines.value.stop()]);
+  throw reg.status === 'rejected' ? reg.reason : (engines as PromiseRejectedResult).reason;
 }
