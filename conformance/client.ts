@@ -41,8 +41,10 @@ export function header(res: Resp, name: string): string | undefined {
   return Array.isArray(v) ? v.join(', ') : v;
 }
 
+/** "METHOD target" for messages, with opaque long query values (upload state tokens) shortened. */
 export function describe(res: Resp): string {
-  return `${res.method} ${res.target}`;
+  const target = res.target.replace(/([?&][^=&]+=)([^&]{80,})/g, (_, k: string, v: string) => `${k}${v.slice(0, 16)}…`);
+  return `${res.method} ${target}`;
 }
 
 // Repository (or catalog) a request is scoped to, so a token obtained for it

@@ -1,6 +1,6 @@
 // Content discovery: tag listing and catalog with pagination, and the
 // referrers API for manifests that carry a subject.
-import { header, type Resp } from './client';
+import { describe, header, type Resp } from './client';
 import type { Expect } from './check';
 import { EMPTY, MT, artifact, descriptor, imageConfig, ociManifest, randomBlob, unknownDigest, type Manifest } from './content';
 import { SetupError, type Suite } from './suite';
@@ -55,7 +55,7 @@ async function tags(s: Suite): Promise<void> {
     const res = await s.req('GET', `${list}?n=2`);
     e.status(res, 200);
     const body = e.json<{ tags?: string[] }>(res);
-    e.that(sameList(body.tags, sorted.slice(0, 2)), 'MUST', `GET ${res.target}: tags ${JSON.stringify(body.tags)}, expected ${JSON.stringify(sorted.slice(0, 2))}`);
+    e.that(sameList(body.tags, sorted.slice(0, 2)), 'MUST', `${describe(res)}: tags ${JSON.stringify(body.tags)}, expected ${JSON.stringify(sorted.slice(0, 2))}`);
     e.header(res, 'link', (v) => /rel="?next"?/.test(v) && /[?&]n=2(&|>|$)/.test(v) && v.includes(`last=${sorted[1]}`), 'MAY');
   });
 
@@ -64,7 +64,7 @@ async function tags(s: Suite): Promise<void> {
     const res = await s.req('GET', `${list}?n=2&last=${sorted[1]}`);
     e.status(res, 200);
     const body = e.json<{ tags?: string[] }>(res);
-    e.that(sameList(body.tags, sorted.slice(2, 4)), 'MUST', `GET ${res.target}: tags ${JSON.stringify(body.tags)}, expected ${JSON.stringify(sorted.slice(2, 4))}`);
+    e.that(sameList(body.tags, sorted.slice(2, 4)), 'MUST', `${describe(res)}: tags ${JSON.stringify(body.tags)}, expected ${JSON.stringify(sorted.slice(2, 4))}`);
   });
 
   await s.check(C, 'following Link headers of tags/list?n=2 visits every tag once; the last page has none', async (e) => {
@@ -85,8 +85,8 @@ async function tags(s: Suite): Promise<void> {
     const res = await s.req('GET', `${list}?last=${sorted[sorted.length - 1]}`);
     e.status(res, 200);
     const body = e.json<{ tags?: string[] | null }>(res);
-    e.that((body.tags ?? []).length === 0, 'MUST', `GET ${res.target}: tags ${JSON.stringify(body.tags)}, expected none`);
-    e.that(nextLink(res) === undefined, 'MUST', `GET ${res.target}: Link ${header(res, 'link')} on the last page`);
+    e.that((body.tags ?? []).length === 0, 'MUST', `${describe(res)}: tags ${JSON.stringify(body.tags)}, expected none`);
+    e.that(nextLink(res) === undefined, 'MUST', `${describe(res)}: Link ${header(res, 'link')} on the last page`);
   });
 
   await s.check(C, 'GET tags/list of an unknown repository: 404 NAME_UNKNOWN', async (e) => {
@@ -125,14 +125,14 @@ async function catalog(s: Suite): Promise<void> {
     const res = await s.req('GET', `/v2/_catalog?n=2&last=${before}`);
     if (!e.status(res, 200, 'MAY')) return;
     const body = e.json<{ repositories?: string[] }>(res);
-    e.that(sameList(body.repositories, repos.slice(0, 2)), 'MAY', `GET ${res.target}: ${JSON.stringify(body.repositories)}, expected ${JSON.stringify(repos.slice(0, 2))}`);
+    e.that(sameList(body.repositories, repos.slice(0, 2)), 'MAY', `${describe(res)}: ${JSON.stringify(body.repositories)}, expected ${JSON.stringify(repos.slice(0, 2))}`);
     const link = nextLink(res);
-    e.that(!!link && link.includes('n=2') && decodeURIComponent(link).includes(`last=${repos[1]}`), 'MAY', `GET ${res.target}: Link ${JSON.stringify(header(res, 'link') ?? null)}, expected a next page after ${repos[1]}`);
+    e.that(!!link && link.includes('n=2') && decodeURIComponent(link).includes(`last=${repos[1]}`), 'MAY', `${describe(res)}: Link ${JSON.stringify(header(res, 'link') ?? null)}, expected a next page after ${repos[1]}`);
     if (!link) return;
     const next = await s.req('GET', link);
     e.status(next, 200);
     const page = e.json<{ repositories?: string[] }>(next);
-    e.that(page.repositories?.[0] === repos[2], 'MAY', `GET ${next.target}: first repository ${page.repositories?.[0]}, expected ${repos[2]}`);
+    e.that(page.repositories?.[0] === repos[2], 'MAY', `${describe(next)}: first repository ${page.repositories?.[0]}, expected ${repos[2]}`);
   });
 }
 
@@ -188,7 +188,7 @@ async function referrers(s: Suite): Promise<void> {
     e.status(res, 200);
     e.header(res, 'content-type', (v) => v.split(';')[0].trim() === MT.ociIndex, 'MUST');
     const body = e.json<{ schemaVersion?: number; mediaType?: string; manifests?: Record<string, any>[] }>(res);
-    e.that(body.schemaVersion === 2 && body.mediaType === MT.ociIndex && Array.isArray(body.manifests), 'MUST', `GET ${res.target}: not an OCI index: ${res.body.toString().slice(0, 200)}`);
+    e.that(body.schemaVersion === 2 && body.mediaType === MT.ociIndex && Array.isArray(body.manifests), 'MUST', `${describe(res)}: not an OCI index: ${res.body.toString().slice(0, 200)}`);
     return body.manifests ?? [];
   };
 

@@ -1,5 +1,6 @@
 // Push, manifests: every media type by tag and by digest, read back unchanged,
 // and the ways a manifest can be rejected.
+import { describe } from './client';
 import type { Expect } from './check';
 import {
   EMPTY, MT, artifact, descriptor, dockerList, dockerManifest, imageConfig, manifest, ociIndex, ociManifest, randomBlob, unknownDigest,
@@ -100,7 +101,7 @@ export async function pushManifests(s: Suite): Promise<void> {
     s.check(C, `PUT manifest ${what}: 400 ${codes.join(' or ')}`, async (e) => {
       need();
       const res = await s.putManifest(repo, 'missing', m);
-      if (res.status === 201) return e.fail(level, `PUT ${res.target}: accepted a manifest ${what}`);
+      if (res.status === 201) return e.fail(level, `${describe(res)}: accepted a manifest ${what}`);
       e.error(res, 400, codes, 'SHOULD');
     });
   const ghost: Blob = randomBlob(64);
@@ -126,7 +127,7 @@ export async function pushManifests(s: Suite): Promise<void> {
     need();
     const m = padded(5 * 1024 * 1024);
     const res = await s.putManifest(repo, 'five-mib', m);
-    if (res.status === 201) return e.fail('SHOULD', `PUT ${res.target}: accepted a 5 MiB manifest`);
+    if (res.status === 201) return e.fail('SHOULD', `${describe(res)}: accepted a 5 MiB manifest`);
     if (res.status === 413) return;
     e.error(res, [413, 400], ['MANIFEST_INVALID', 'SIZE_INVALID'], 'SHOULD');
   });

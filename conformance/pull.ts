@@ -3,14 +3,14 @@
 import type { Expect } from './check';
 import { MT, descriptor, imageConfig, ociManifest, randomBlob, unknownDigest, type Blob, type Manifest } from './content';
 import { SetupError, Suite } from './suite';
-import type { Resp } from './client';
+import { describe, type Resp } from './client';
 
 const C = 'pull';
 
 /** A 200 manifest answer carrying exactly the pushed bytes, type and digest. */
 export function expectManifest(e: Expect, res: Resp, m: Manifest): void {
   e.status(res, 200);
-  if (res.method === 'GET') e.that(res.body.equals(m.data), 'MUST', `${res.method} ${res.target}: body differs from the pushed bytes (${res.body.length} vs ${m.size} bytes)`);
+  if (res.method === 'GET') e.that(res.body.equals(m.data), 'MUST', `${describe(res)}: body differs from the pushed bytes (${res.body.length} vs ${m.size} bytes)`);
   else e.header(res, 'content-length', String(m.size), 'SHOULD');
   e.header(res, 'content-type', m.mediaType, 'SHOULD');
   e.header(res, 'docker-content-digest', m.digest, 'SHOULD');
@@ -19,8 +19,8 @@ export function expectManifest(e: Expect, res: Resp, m: Manifest): void {
 /** A 200 blob answer: bytes (GET) or size (HEAD), digest and ETag headers. */
 export function expectBlob(e: Expect, res: Resp, b: Blob): void {
   e.status(res, 200);
-  if (res.method === 'GET') e.that(res.body.equals(b.data), 'MUST', `GET ${res.target}: body differs from the pushed blob (${res.body.length} vs ${b.size} bytes)`);
-  else e.that(res.body.length === 0, 'MUST', `HEAD ${res.target}: answered with a body`);
+  if (res.method === 'GET') e.that(res.body.equals(b.data), 'MUST', `${describe(res)}: body differs from the pushed blob (${res.body.length} vs ${b.size} bytes)`);
+  else e.that(res.body.length === 0, 'MUST', `${describe(res)}: answered with a body`);
   e.header(res, 'content-length', String(b.size), res.method === 'GET' ? 'MUST' : 'SHOULD');
   e.header(res, 'docker-content-digest', b.digest, 'SHOULD');
   e.header(res, 'etag', undefined, 'MAY');
@@ -58,7 +58,7 @@ export async function pull(s: Suite): Promise<void> {
     const res = await s.req('GET', `${blobs}/${layer.digest}`, { headers: { range: 'bytes=100-1123' }, follow: true });
     if (!e.status(res, 206, 'SHOULD')) return;
     e.header(res, 'content-range', `bytes 100-1123/${layer.size}`, 'MUST');
-    e.that(res.body.equals(layer.data.subarray(100, 1124)), 'MUST', `GET ${res.target} Range bytes=100-1123: body is not that slice of the blob`);
+    e.that(res.body.equals(layer.data.subarray(100, 1124)), 'MUST', `${describe(res)} Range bytes=100-1123: body is not that slice of the blob`);
   });
 
   await s.check(C, 'GET blob with a suffix Range (bytes=-N): 206', async (e) => {
@@ -66,7 +66,7 @@ export async function pull(s: Suite): Promise<void> {
     const res = await s.req('GET', `${blobs}/${layer.digest}`, { headers: { range: 'bytes=-10' }, follow: true });
     if (!e.status(res, 206, 'MAY')) return;
     e.header(res, 'content-range', `bytes ${layer.size - 10}-${layer.size - 1}/${layer.size}`, 'MUST');
-    e.that(res.body.equals(layer.data.subarray(layer.size - 10)), 'MUST', `GET ${res.target} Range bytes=-10: body is not the last 10 bytes`);
+    e.that(res.body.equals(layer.data.subarray(layer.size - 10)), 'MUST', `${describe(res)} Range bytes=-10: body is not the last 10 bytes`);
   });
 
   await s.check(C, 'GET blob with an unsatisfiable Range: 416', async (e) => {
@@ -133,7 +133,7 @@ export async function pull(s: Suite): Promise<void> {
   await s.check(C, 'HEAD unknown manifest: 404', async (e) => {
     const res = await s.getManifest(repo, 'no-such-tag', 'HEAD');
     e.status(res, 404);
-    e.that(res.body.length === 0, 'MUST', `HEAD ${res.target}: answered with a body`);
+    e.that(res.body.length === 0, 'MUST', `${describe(res)}: answered with a body`);
   });
 
   await s.check(C, 'GET manifest of an unknown repository: 404 NAME_UNKNOWN or MANIFEST_UNKNOWN', async (e) => {

@@ -1,7 +1,7 @@
 // Push, blobs: every upload flavour, mounts, and every way an upload can be
 // wrong (bad names and digests, chunks out of order, lying or vanishing clients).
 import crypto from 'node:crypto';
-import { header, type Resp } from './client';
+import { describe, header, type Resp } from './client';
 import type { Expect } from './check';
 import { blobOf, randomBlob, unknownDigest, type Blob } from './content';
 import { expectBlob } from './pull';
@@ -29,7 +29,7 @@ async function expectCreated(s: Suite, e: Expect, res: Resp, repo: string, blob:
 
 async function expectAbsent(s: Suite, e: Expect, repo: string, digest: string): Promise<void> {
   const res = await s.req('HEAD', `/v2/${repo}/blobs/${digest}`);
-  e.that(res.status === 404, 'MUST', `HEAD ${res.target}: a rejected or incomplete upload must leave nothing visible, got ${res.status}`);
+  e.that(res.status === 404, 'MUST', `${describe(res)}: a rejected or incomplete upload must leave nothing visible, got ${res.status}`);
 }
 
 export async function pushBlobs(s: Suite): Promise<void> {
@@ -227,7 +227,7 @@ async function badUploads(s: Suite, repo: string): Promise<void> {
     const claimed = unknownDigest();
     const res = await s.req('POST', `${uploads}?digest=${claimed}`, { body: b.data, headers: OCTET });
     // Registries without single-request uploads ignore the body and open a session.
-    if (res.status === 202) e.fail('MAY', `POST ${res.target}: answered 202 (no monolithic upload)`);
+    if (res.status === 202) e.fail('MAY', `${describe(res)}: answered 202 (no monolithic upload)`);
     else e.error(res, 400, 'DIGEST_INVALID');
     await expectAbsent(s, e, repo, claimed);
     await expectAbsent(s, e, repo, b.digest);
@@ -290,9 +290,9 @@ async function badUploads(s: Suite, repo: string): Promise<void> {
     if (status.status === 404) return e.error(status, 404, 'BLOB_UPLOAD_UNKNOWN', 'SHOULD');
     e.status(status, 204);
     const range = /^(?:bytes=)?0-(-?\d+)$/.exec(header(status, 'range') ?? '');
-    if (!e.that(!!range, 'MUST', `GET ${status.target}: Range ${header(status, 'range')} after a broken PATCH`)) return;
+    if (!e.that(!!range, 'MUST', `${describe(status)}: Range ${header(status, 'range')} after a broken PATCH`)) return;
     const have = Number(range![1]) + 1;
-    e.that(have <= sent, 'MUST', `GET ${status.target}: Range claims ${have} bytes, only ${sent} were sent`);
+    e.that(have <= sent, 'MUST', `${describe(status)}: Range claims ${have} bytes, only ${sent} were sent`);
     // Resume from what the registry says it has: the blob must come out whole.
     const res = await s.req('PUT', s.location(status, { digest: b.digest }), {
       body: b.data.subarray(have),
