@@ -91,7 +91,8 @@ export class Expect {
     try {
       parsed = JSON.parse(res.body.toString());
     } catch {
-      this.fail(codeLevel, `${describe(res)}: expected a JSON error body with code ${codes.join('/')}, got${bodyExcerpt(res) || ' an empty body'}`);
+      const want = codes.length ? ` with code ${codes.join('/')}` : '';
+      this.fail(codeLevel, `${describe(res)}: expected a JSON error body${want}, got${bodyExcerpt(res) || ' an empty body'}`);
       return;
     }
     const errors = (parsed as { errors?: unknown }).errors;

@@ -2,7 +2,7 @@
 // referrers API for manifests that carry a subject.
 import { describe, header, type Resp } from './client';
 import type { Expect } from './check';
-import { EMPTY, MT, artifact, descriptor, imageConfig, ociManifest, randomBlob, unknownDigest, type Manifest } from './content';
+import { EMPTY, MT, artifact, descriptor, imageConfig, ociIndex, ociManifest, randomBlob, unknownDigest, type Manifest } from './content';
 import { SetupError, type Suite } from './suite';
 
 const C = 'discovery';
@@ -143,6 +143,7 @@ async function referrers(s: Suite): Promise<void> {
   const subject = ociManifest(descriptor(MT.ociConfig, config), [descriptor(MT.ociLayer, layer)]);
   const sigType = 'application/vnd.berth.conformance.signature';
   const sbomType = 'application/vnd.berth.conformance.sbom';
+  const idxType = 'application/vnd.berth.conformance.bundle';
   const payload = randomBlob(100);
   const subj = descriptor(MT.ociManifest, subject);
   // One referrer names its artifactType; the other only has a config media
@@ -200,6 +201,16 @@ async function referrers(s: Suite): Promise<void> {
     e.that(bySig?.mediaType === MT.ociManifest && bySig?.size === sig.size && bySig?.artifactType === sigType, 'MUST', `signature descriptor wrong: ${JSON.stringify(bySig)}`);
     e.that(bySig?.annotations?.['org.berth.conformance'] === 'signature', 'MUST', `signature descriptor lacks the manifest's annotations: ${JSON.stringify(bySig)}`);
     e.that(bySbom?.artifactType === sbomType, 'MUST', `a referrer without artifactType must be listed with its config media type: ${JSON.stringify(bySbom)}`);
+  });
+
+  await s.check(C, 'an OCI index with a subject and artifactType is listed as a referrer', async (e) => {
+    const idx = ociIndex([descriptor(MT.ociManifest, sbom)], { artifactType: idxType, subject: subj });
+    const put = await s.putManifest(repo, idx.digest, idx);
+    e.status(put, 201);
+    e.header(put, 'oci-subject', subject.digest, 'MUST');
+    const list = listed(e, await s.req('GET', path(subject.digest)));
+    const d = list.find((x) => x.digest === idx.digest);
+    e.that(d?.mediaType === MT.ociIndex && d?.artifactType === idxType && d?.size === idx.size, 'MUST', `index referrer wrong or missing: ${JSON.stringify(d ?? list)}`);
   });
 
   await s.check(C, 'GET referrers?artifactType=: filtered list and OCI-Filters-Applied', async (e) => {

@@ -71,6 +71,14 @@ export async function management(s: Suite): Promise<void> {
     e.that(!left.includes('two') && left.includes('three'), 'MUST', `tags after deleting ${m.digest}: ${JSON.stringify(left)}`);
   });
 
+  await s.check(C, 'a deleted manifest can be pushed again and is served', async (e) => {
+    need();
+    const res = await s.putManifest(repo, 'again', m);
+    e.status(res, 201);
+    expectManifest(e, await s.getManifest(repo, m.digest), m);
+    expectManifest(e, await s.getManifest(repo, 'again'), m);
+  });
+
   await s.check(C, 'DELETE an unknown manifest: 404 MANIFEST_UNKNOWN', async (e) => {
     e.error(await s.req('DELETE', `/v2/${repo}/manifests/${unknownDigest()}`), 404, 'MANIFEST_UNKNOWN');
   });
@@ -80,6 +88,12 @@ export async function management(s: Suite): Promise<void> {
     const res = await s.req('DELETE', `/v2/${repo}/blobs/${layer.digest}`);
     e.status(res, 202);
     e.error(await s.req('GET', `/v2/${repo}/blobs/${layer.digest}`), 404, 'BLOB_UNKNOWN');
+  });
+
+  await s.check(C, 'a deleted blob can be uploaded again and is served', async (e) => {
+    need();
+    await s.pushBlob(repo, layer);
+    expectBlob(e, await s.req('GET', `/v2/${repo}/blobs/${layer.digest}`, { follow: true }), layer);
   });
 
   await s.check(C, 'DELETE an unknown blob: 404 BLOB_UNKNOWN', async (e) => {

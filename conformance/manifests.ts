@@ -3,7 +3,7 @@
 import { describe } from './client';
 import type { Expect } from './check';
 import {
-  EMPTY, MT, artifact, descriptor, dockerList, dockerManifest, imageConfig, manifest, ociIndex, ociManifest, randomBlob, unknownDigest,
+  EMPTY, MT, artifact, descriptor, digestOf, dockerList, dockerManifest, imageConfig, manifest, ociIndex, ociManifest, randomBlob, unknownDigest,
   type Blob, type Manifest,
 } from './content';
 import { expectManifest } from './pull';
@@ -59,6 +59,17 @@ export async function pushManifests(s: Suite): Promise<void> {
       await expectPushed(s, e, repo, ref, m);
     });
   }
+
+  await s.check(C, 'PUT manifest by sha512 digest: 201, GET by it', async (e) => {
+    need();
+    const m = ociManifest(descriptor(MT.ociConfig, config), [descriptor(MT.ociLayer, layer)], { annotations: { 'org.berth.kind': 'sha512' } });
+    const d512 = digestOf(m.data, 'sha512');
+    const res = await s.putManifest(repo, d512, m);
+    if (!e.status(res, 201, 'SHOULD')) return;
+    const got = await s.getManifest(repo, d512);
+    e.status(got, 200);
+    e.that(got.body.equals(m.data), 'MUST', `${describe(got)}: body differs from the pushed bytes`);
+  });
 
   await s.check(C, 'PUT the same manifest under a second tag: 201', async (e) => {
     need();

@@ -123,6 +123,37 @@ export async function pushBlobs(s: Suite): Promise<void> {
     await expectCreated(s, e, res, repo, chunked);
   });
 
+  await s.check(C, 'a 4 MiB blob in two PATCH chunks of 2 MiB', async (e) => {
+    const b = randomBlob(4 * 1024 * 1024);
+    const half = b.size / 2;
+    let res = await s.startUpload(repo);
+    for (const [from, to] of [
+      [0, half],
+      [half, b.size],
+    ]) {
+      res = await s.req('PATCH', s.location(res), { body: b.data.subarray(from, to), headers: { ...OCTET, 'content-range': `${from}-${to - 1}` } });
+      expectUploading(e, res, to, 'MUST');
+    }
+    await expectCreated(s, e, await s.req('PUT', s.location(res, { digest: b.digest })), repo, b);
+  });
+
+  await s.check(C, 'two concurrent uploads of the same blob both succeed', async (e) => {
+    const b = randomBlob(256 * 1024);
+    const push = async () => s.req('PUT', s.location(await s.startUpload(repo), { digest: b.digest }), { body: b.data, headers: OCTET });
+    const [one, two] = await Promise.all([push(), push()]);
+    e.status(one, 201, 'SHOULD');
+    e.status(two, 201, 'SHOULD');
+    expectBlob(e, await s.req('GET', `/v2/${repo}/blobs/${b.digest}`, { follow: true }), b);
+  });
+
+  await s.check(C, 'an upload session cannot be continued through another repository: 404 BLOB_UPLOAD_UNKNOWN', async (e) => {
+    const loc = s.location(await s.startUpload(repo));
+    const other = s.repo('push-other');
+    e.that(loc.includes(`/v2/${repo}/`), 'MUST', `upload Location ${loc} is not under /v2/${repo}/`);
+    const res = await s.req('PATCH', loc.replace(`/v2/${repo}/`, `/v2/${other}/`), { body: Buffer.from('abc'), headers: OCTET });
+    e.error(res, 404, 'BLOB_UPLOAD_UNKNOWN', 'SHOULD');
+  });
+
   await s.check(C, 'DELETE upload cancels it: 204, then status 404 BLOB_UPLOAD_UNKNOWN', async (e) => {
     const start = await s.startUpload(repo);
     const patch = await s.req('PATCH', s.location(start), { body: randomBlob(100).data, headers: OCTET });
@@ -260,12 +291,14 @@ async function badUploads(s: Suite, repo: string): Promise<void> {
     e.error(res, [400, 416], ['SIZE_INVALID', 'BLOB_UPLOAD_INVALID'], 'SHOULD');
   });
 
-  await s.check(C, 'Content-Length shorter than the body sent: 400 DIGEST_INVALID, nothing stored', async (e) => {
+  // The bytes past the declared length reach the server as a malformed next
+  // request; whichever it answers first, the answer must be a spec error.
+  await s.check(C, 'Content-Length shorter than the body sent: 400 with an error body, nothing stored', async (e) => {
     const b = randomBlob(2000);
     const start = await s.startUpload(repo);
     const res = await s.client.raw('PUT', s.location(start, { digest: b.digest }), { ...OCTET, 'content-length': '1000' }, b.data);
     if (!res) throw new SetupError('the registry closed the connection without an answer');
-    e.error(res, 400, ['DIGEST_INVALID', 'SIZE_INVALID']);
+    e.error(res, 400, []);
     await expectAbsent(s, e, repo, b.digest);
   });
 
