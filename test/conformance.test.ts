@@ -1,11 +1,17 @@
 // The conformance suite run in-process: against berth (strict: every SHOULD
 // and MAY that issue #2 promises must hold), against berth with deletes off,
 // and against distribution 2.8.2 to check the suite itself.
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import jwt from 'jsonwebtoken';
 import t, { type Test } from 'tap';
 import { runConformance, type CheckResult } from '../conformance/index';
-import { startBerth } from './helpers/berth';
+import { startBerth, tempDir } from './helpers/berth';
 import { haveDistribution, startDistribution } from './helpers/distribution';
+import { freePort } from './helpers/process';
 
 /** One assertion per check, named after it, carrying the reasons on failure. */
 function assertEach(tt: Test, results: CheckResult[]): void {
@@ -68,4 +74,66 @@ t.test('the suite judges distribution 2.8.2 as documented', { skip: !haveDistrib
   const failed = report.results.filter((r) => r.outcome === 'fail').map((r) => `${r.category}: ${r.name}`);
   tt.same(failed.sort(), [...DISTRIBUTION_FAILS].sort(), 'failing checks are exactly the known ones');
   tt.ok(report.passed > 50, `most checks pass (${report.passed} passed, ${report.warned} warned)`);
+});
+
+/**
+ * A minimal Docker token service for distribution's `auth: token`: Basic
+ * credentials in, an RS256 JWT out granting every requested scope, signed by
+ * a throw-away self-signed certificate (sent as x5c) that distribution trusts.
+ */
+async function startTokenService(dir: string, user: string, password: string) {
+  const key = path.join(dir, 'key.pem');
+  const cert = path.join(dir, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=conformance-token'], { stdio: 'ignore' });
+  const der = new crypto.X509Certificate(fs.readFileSync(cert)).raw.toString('base64');
+  const privateKey = fs.readFileSync(key);
+  const expected = 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64');
+  const requests: string[] = [];
+  const server = http.createServer((req, res) => {
+    const u = new URL(req.url ?? '/', 'http://x');
+    requests.push(u.search);
+    if (req.headers.authorization !== expected) {
+      res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"bad credentials"}');
+      return;
+    }
+    const access = u.searchParams.getAll('scope').map((sc) => {
+      const [type, ...rest] = sc.split(':');
+      const actions = rest.pop() ?? '';
+      return { type, name: rest.join(':'), actions: actions.split(',') };
+    });
+    const token = jwt.sign({ access }, privateKey, {
+      algorithm: 'RS256',
+      issuer: 'conformance-issuer',
+      audience: u.searchParams.get('service') ?? '',
+      subject: user,
+      expiresIn: 300,
+      notBefore: -10,
+      jwtid: crypto.randomUUID(),
+      header: { alg: 'RS256', x5c: [der] },
+    });
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token, expires_in: 300 }));
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return { realm: `http://127.0.0.1:${port}/token`, cert, requests, close: () => new Promise((r) => server.close(r)) };
+}
+
+t.test('the suite authenticates through a Bearer token service (distribution with auth: token)', { skip: !haveDistribution() && !process.env.CI && 'docker-registry not installed' }, async (tt) => {
+  const dir = tempDir('conformance-auth-');
+  const tokens = await startTokenService(dir, 'alice', 's3cret');
+  const yaml = ['auth:', '  token:', `    realm: ${tokens.realm}`, '    service: conformance-registry', '    issuer: conformance-issuer', `    rootcertbundle: ${tokens.cert}`].join('\n');
+  const dist = await startDistribution({ extraYaml: yaml });
+  tt.teardown(async () => {
+    await dist.stop();
+    await tokens.close();
+    fs.rmSync(dist.root, { recursive: true, force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const anonymous = await fetch(`${dist.url}/v2/`);
+  tt.equal(anonymous.status, 401, 'the registry demands a token');
+  const report = await runConformance({ url: dist.url, username: 'alice', password: 's3cret' });
+  const failed = report.results.filter((r) => r.outcome === 'fail').map((r) => `${r.category}: ${r.name}`);
+  tt.same(failed.sort(), [...DISTRIBUTION_FAILS].sort(), 'with tokens, the same checks pass and fail as without');
+  tt.ok(tokens.requests.some((q) => q.includes('scope=repository')), 'repository-scoped tokens were requested');
+  tt.ok(tokens.requests.length < 200, `tokens are reused, not fetched per request (${tokens.requests.length} token requests)`);
 });
