@@ -214,17 +214,23 @@ export class Client {
     // waiting once a complete response is in or after waitMs.
     const deadline = Date.now() + (opts.waitMs ?? 5000);
     let parsed: Resp | undefined;
-    while (!(parsed = parseRaw(method, target, Buffer.concat(got))) && Date.now() < deadline && !sock.destroyed) {
+    let closed = false;
+    void ended.then(() => (closed = true));
+    while (!(parsed = parseRaw(method, target, Buffer.concat(got), closed)) && Date.now() < deadline && !closed) {
       await Promise.race([ended, new Promise((r) => setTimeout(r, 20))]);
     }
+    parsed ??= parseRaw(method, target, Buffer.concat(got), true);
     sock.destroy();
     if (parsed) this.observe(parsed);
     return parsed;
   }
 }
 
-/** A complete HTTP/1.1 response in `buf`, or undefined if more bytes are needed. */
-function parseRaw(method: string, target: string, buf: Buffer): Resp | undefined {
+/**
+ * A complete HTTP/1.1 response in `buf`, or undefined if more bytes are needed.
+ * Without Content-Length or chunking the body runs to the close: `closed` says it came.
+ */
+function parseRaw(method: string, target: string, buf: Buffer, closed: boolean): Resp | undefined {
   const end = buf.indexOf('\r\n\r\n');
   if (end < 0) return undefined;
   const lines = buf.subarray(0, end).toString('latin1').split('\r\n');
@@ -253,6 +259,6 @@ function parseRaw(method: string, target: string, buf: Buffer): Resp | undefined
       p = le + 2 + size + 2;
     }
     rest = Buffer.concat(out);
-  }
+  } else if (!closed) return undefined;
   return { method, target, status, headers, body: rest };
 }
