@@ -13,12 +13,17 @@ export async function management(s: Suite): Promise<void> {
   const config = imageConfig([layer]);
   const m = ociManifest(descriptor(MT.ociConfig, config), [descriptor(MT.ociLayer, layer)]);
   const other = ociManifest(descriptor(MT.ociConfig, config), [descriptor(MT.ociLayer, layer)], { annotations: { 'org.berth.kind': 'other' } });
-  const ready = await s.check(C, 'set-up: push a manifest under tags "one" and "two", and another under "three"', async () => {
+  // The same content in a second repository: deleting from one must not touch the other.
+  const twin = s.repo('delete-twin');
+  const ready = await s.check(C, 'set-up: push a manifest under tags "one" and "two", another under "three", and the first to a second repository', async () => {
     await s.pushBlob(repo, layer);
     await s.pushBlob(repo, config);
     await s.pushManifest(repo, 'one', m);
     await s.pushManifest(repo, 'two', m);
     await s.pushManifest(repo, 'three', other);
+    await s.pushBlob(twin, layer);
+    await s.pushBlob(twin, config);
+    await s.pushManifest(twin, 'one', m);
   });
   const need = () => {
     if (!ready) throw new SetupError('content could not be pushed');
@@ -71,6 +76,12 @@ export async function management(s: Suite): Promise<void> {
     e.that(!left.includes('two') && left.includes('three'), 'MUST', `tags after deleting ${m.digest}: ${JSON.stringify(left)}`);
   });
 
+  await s.check(C, 'the same manifest in another repository survives the delete', async (e) => {
+    need();
+    expectManifest(e, await s.getManifest(twin, 'one'), m);
+    expectManifest(e, await s.getManifest(twin, m.digest), m);
+  });
+
   await s.check(C, 'a deleted manifest can be pushed again and is served', async (e) => {
     need();
     const res = await s.putManifest(repo, 'again', m);
@@ -88,6 +99,11 @@ export async function management(s: Suite): Promise<void> {
     const res = await s.req('DELETE', `/v2/${repo}/blobs/${layer.digest}`);
     e.status(res, 202);
     e.error(await s.req('GET', `/v2/${repo}/blobs/${layer.digest}`), 404, 'BLOB_UNKNOWN');
+  });
+
+  await s.check(C, 'the same blob in another repository survives the delete', async (e) => {
+    need();
+    expectBlob(e, await s.req('GET', `/v2/${twin}/blobs/${layer.digest}`, { follow: true }), layer);
   });
 
   await s.check(C, 'a deleted blob can be uploaded again and is served', async (e) => {

@@ -82,6 +82,14 @@ export async function pushManifests(s: Suite): Promise<void> {
     await expectPushed(s, e, repo, 'moving', docker);
   });
 
+  await s.check(C, 'tags differing only in case are distinct', async (e) => {
+    need();
+    await s.pushManifest(repo, 'CaseTag', image);
+    await s.pushManifest(repo, 'casetag', docker);
+    expectManifest(e, await s.getManifest(repo, 'CaseTag'), image);
+    expectManifest(e, await s.getManifest(repo, 'casetag'), docker);
+  });
+
   for (const [why, tag] of [
     ['starting with a dot', '.hidden'],
     ['of 129 characters', 't'.repeat(129)],

@@ -31,12 +31,18 @@ export async function pull(s: Suite): Promise<void> {
   const layer = randomBlob(4096);
   const config = imageConfig([layer]);
   const m = ociManifest(descriptor(MT.ociConfig, config), [descriptor(MT.ociLayer, layer)]);
+  // Content another repository holds, which this one must not serve.
+  const other = s.repo('pull-other');
   const elsewhere = randomBlob(512);
+  const otherConfig = imageConfig([elsewhere]);
+  const otherManifest = ociManifest(descriptor(MT.ociConfig, otherConfig), [descriptor(MT.ociLayer, elsewhere)]);
   const ready = await s.check(C, 'set-up: push a config, a layer and a manifest tagged "latest"', async () => {
     await s.pushBlob(repo, layer);
     await s.pushBlob(repo, config);
     await s.pushManifest(repo, 'latest', m);
-    await s.pushBlob(s.repo('pull-other'), elsewhere);
+    await s.pushBlob(other, elsewhere);
+    await s.pushBlob(other, otherConfig);
+    await s.pushManifest(other, 'latest', otherManifest);
   });
   const need = () => {
     if (!ready) throw new SetupError('content could not be pushed');
@@ -87,6 +93,11 @@ export async function pull(s: Suite): Promise<void> {
   await s.check(C, 'GET blob that only another repository holds: 404 BLOB_UNKNOWN', async (e) => {
     need();
     e.error(await s.req('GET', `${blobs}/${elsewhere.digest}`), 404, 'BLOB_UNKNOWN');
+  });
+
+  await s.check(C, 'GET manifest by a digest that only another repository holds: 404 MANIFEST_UNKNOWN', async (e) => {
+    need();
+    e.error(await s.getManifest(repo, otherManifest.digest), 404, 'MANIFEST_UNKNOWN');
   });
 
   await s.check(C, 'GET blob with a malformed digest: 400 DIGEST_INVALID', async (e) => {
