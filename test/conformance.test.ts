@@ -1,6 +1,7 @@
 // The conformance suite run in-process: against berth (strict: every SHOULD
 // and MAY that issue #2 promises must hold), against berth with deletes off,
-// and against distribution 2.8.2 to check the suite itself.
+// and against distribution 2.8.2 to check the suite itself, once plain and
+// once behind token auth to prove the suite's Bearer flow.
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
