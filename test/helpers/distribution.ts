@@ -49,5 +49,7 @@ export async function startDistribution(opts: { root?: string; port?: number; st
   // distribution reads REGISTRY_* overrides too; keep ours from leaking in.
   for (const k of Object.keys(env)) if (k.startsWith('REGISTRY_')) delete env[k];
   const m = await launch({ cmd: DISTRIBUTION_BIN, args: ['serve', file], env, port });
+  // The config is read at start-up; drop its folder once the process is gone.
+  m.proc.on('exit', () => fs.rmSync(confDir, { recursive: true, force: true }));
   return Object.assign(m, { root, host: `127.0.0.1:${port}` });
 }
