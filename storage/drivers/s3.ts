@@ -700,18 +700,18 @@ export class S3Driver implements StorageDriver {
 }
 
 /**
- * Writes a file as an S3 multipart upload. Bytes are gathered in memory until
- * a part is full (parts are at least chunksize; S3 wants all but the last to
- * be >= 5 MiB). close() stores the not-yet-full remainder as the object at the
- * key itself, tagged with the offset it starts at, so a writer in another
- * process can pick up from the parts (ListParts) plus that tail. commit()
- * uploads the remainder as the last part and completes the upload, which
- * atomically replaces the tail object; a file that never filled a part is a
- * single PutObject.
+ * Writes a file as an S3 multipart upload. Bytes are copied into one part
+ * buffer until a part is full (parts are at least chunksize; S3 wants all but
+ * the last to be >= 5 MiB), so memory per writer is one part. close() stores
+ * the not-yet-full remainder as the object at the key itself, tagged with the
+ * offset it starts at, so a writer in another process can pick up from the
+ * parts (ListParts) plus that tail. commit() uploads the remainder as the last
+ * part and completes the upload, which atomically replaces the tail object; a
+ * file that never filled a part is a single PutObject.
  */
 class S3Writer implements FileWriter {
-  private pending: Buffer[];
-  private pendingBytes: number;
+  private buf = Buffer.alloc(0);
+  private used = 0;
   private done = false;
 
   constructor(
@@ -724,63 +724,76 @@ class S3Writer implements FileWriter {
     /** A new (truncating) writer must replace whatever is at the key on close(). */
     private dirty = false,
   ) {
-    this.pending = tail.filter((b) => b.length);
-    this.pendingBytes = this.pending.reduce((n, b) => n + b.length, 0);
+    for (const b of tail) this.append(b, 0, b.length);
   }
 
   get size(): number {
-    return this.partBytes + this.pendingBytes;
+    return this.partBytes + this.used;
+  }
+
+  /** Copy into the part buffer, growing it geometrically up to the part size. */
+  private append(src: Buffer, start: number, end: number): void {
+    const need = this.used + end - start;
+    if (need > this.buf.length) {
+      const cap = Math.max(need, Math.min(this.d.partSize(this.parts.length + 1), Math.max(64 * 1024, this.buf.length * 2)));
+      const grown = Buffer.allocUnsafe(cap);
+      this.buf.copy(grown, 0, 0, this.used);
+      this.buf = grown;
+    }
+    src.copy(this.buf, this.used, start, end);
+    this.used = need;
   }
 
   async write(chunk: Buffer): Promise<void> {
     if (this.done) throw new Error('writer already committed or cancelled');
-    if (!chunk.length) return;
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    this.dirty = true;
-    while (this.pendingBytes >= this.d.partSize(this.parts.length + 1)) await this.flushPart();
+    let off = 0;
+    while (off < chunk.length) {
+      const room = this.d.partSize(this.parts.length + 1) - this.used;
+      const take = Math.min(room, chunk.length - off);
+      this.append(chunk, off, off + take);
+      off += take;
+      this.dirty = true;
+      if (this.used === this.d.partSize(this.parts.length + 1)) await this.flushPart();
+    }
   }
 
   private async flushPart(): Promise<void> {
     const n = this.parts.length + 1;
     if (n > this.d.maxParts) throw new Error(`S3 upload of ${this.key} exceeds ${this.d.maxParts} parts`);
-    const size = this.d.partSize(n);
-    const all = Buffer.concat(this.pending, this.pendingBytes);
     this.uploadId ??= await this.d.createUpload(this.key);
-    this.parts.push(await this.d.uploadPart(this.key, this.uploadId, n, all.subarray(0, size)));
-    this.partBytes += size;
-    const rest = all.subarray(size);
-    this.pending = rest.length ? [Buffer.from(rest)] : [];
-    this.pendingBytes = rest.length;
+    this.parts.push(await this.d.uploadPart(this.key, this.uploadId, n, this.buf.subarray(0, this.used)));
+    this.partBytes += this.used;
+    this.used = 0;
   }
 
   async close(): Promise<void> {
     if (this.done || !this.dirty) return;
-    await this.d.putTail(this.key, Buffer.concat(this.pending, this.pendingBytes), this.partBytes, this.uploadId);
+    await this.d.putTail(this.key, this.buf.subarray(0, this.used), this.partBytes, this.uploadId);
     this.dirty = false;
   }
 
   async commit(): Promise<void> {
     if (this.done) throw new Error('writer already committed or cancelled');
-    const rest = Buffer.concat(this.pending, this.pendingBytes);
+    const rest = this.buf.subarray(0, this.used);
     if (!this.uploadId) {
       await this.d.putFinal(this.key, rest);
     } else {
       if (rest.length || !this.parts.length) {
+        if (this.parts.length >= this.d.maxParts) throw new Error(`S3 upload of ${this.key} exceeds ${this.d.maxParts} parts`);
         this.parts.push(await this.d.uploadPart(this.key, this.uploadId, this.parts.length + 1, rest));
       }
       await this.d.completeUpload(this.key, this.uploadId, this.parts);
     }
-    this.partBytes += rest.length;
-    this.pending = [];
-    this.pendingBytes = 0;
+    this.partBytes += this.used;
+    this.used = 0;
+    this.buf = Buffer.alloc(0);
     this.done = true;
   }
 
   async cancel(): Promise<void> {
     this.done = true;
-    this.pending = [];
-    this.pendingBytes = 0;
+    this.used = 0;
+    this.buf = Buffer.alloc(0);
     await this.d.cancelWrite(this.key);
   }
 }
