@@ -4,6 +4,7 @@
 // new section is one entry in SCHEMA plus its type in Config.
 import fs from 'node:fs';
 import YAML from 'yaml';
+import type { S3DriverOptions } from '../storage/drivers/s3';
 
 export type Field =
   | { kind: 'string'; default?: string; secret?: boolean; enum?: readonly string[] }
@@ -36,6 +37,37 @@ export const SCHEMA: Record<string, Field> = {
   }),
   storage: obj({
     filesystem: obj({ rootdirectory: str(), maxthreads: ignored('Node.js does file I/O on its own thread pool') }),
+    s3: obj({
+      bucket: str(),
+      region: str(),
+      regionendpoint: str(),
+      forcepathstyle: bool(false),
+      accesskey: str(),
+      secretkey: str(undefined, { secret: true }),
+      sessiontoken: str(undefined, { secret: true }),
+      rootdirectory: str(),
+      secure: bool(true),
+      skipverify: bool(false),
+      v4auth: ignored('berth always signs with AWS Signature Version 4'),
+      chunksize: int(10 * 1024 * 1024, 5 * 1024 * 1024),
+      multipartcopythresholdsize: int(32 * 1024 * 1024, 0),
+      multipartcopychunksize: int(32 * 1024 * 1024, 5 * 1024 * 1024),
+      multipartcopymaxconcurrency: int(100, 1),
+      encrypt: bool(false),
+      keyid: str(),
+      storageclass: str('STANDARD'),
+      objectacl: str(),
+      useragent: ignored('berth sends the AWS SDK user agent'),
+      usedualstack: ignored('set regionendpoint to a dual-stack endpoint instead'),
+      accelerate: ignored('set regionendpoint to an accelerate endpoint instead'),
+      loglevel: ignored('S3 errors are logged at the registry log level'),
+      // berth's own: at most this many parts per upload (S3 allows 10,000); parts grow to fit.
+      maxuploadparts: int(10_000, 1),
+      connecttimeout: dur('5s'),
+      idletimeout: dur('30s'),
+      operationtimeout: dur('60s'),
+      maxattempts: int(5, 1),
+    }),
     delete: obj({ enabled: bool(false) }),
     redirect: obj({ disable: bool(false) }),
     cache: obj({ blobdescriptor: ignored('berth keeps its own in-process caches'), blobdescriptorsize: ignored('berth keeps its own in-process caches') }),
@@ -71,7 +103,7 @@ export interface Config {
   log: { level: 'error' | 'warn' | 'info' | 'debug'; fields?: Record<string, string>; accesslog: { disabled: boolean } };
   storage: {
     filesystem?: { rootdirectory: string };
-    s3?: Record<string, unknown>;
+    s3?: S3DriverOptions;
     delete: { enabled: boolean };
     redirect: { disable: boolean };
     maintenance: {
@@ -260,6 +292,14 @@ export function fromObject(raw: Record<string, unknown>, env: NodeJS.ProcessEnv 
   applyDefaults(SCHEMA, config, (p) => STORAGE_DRIVERS.some((d) => p === `storage.${d}` && storage[d] === undefined));
   const fsConf = storage.filesystem as { rootdirectory?: string } | undefined;
   if (fsConf && !fsConf.rootdirectory) throw new ConfigError('storage.filesystem.rootdirectory is required');
+  const s3 = storage.s3 as Partial<S3DriverOptions> | undefined;
+  if (s3) {
+    for (const k of ['bucket', 'region'] as const) if (!s3[k]) throw new ConfigError(`storage.s3.${k} is required`);
+    if (Boolean(s3.accesskey) !== Boolean(s3.secretkey)) {
+      throw new ConfigError('storage.s3: set both accesskey and secretkey, or neither (to use the AWS credential chain)');
+    }
+    if (s3.maxuploadparts! > 10_000) throw new ConfigError('storage.s3.maxuploadparts must be at most 10000');
+  }
   return { config: config as unknown as Config, warnings };
 }
 
