@@ -42,9 +42,9 @@ export interface TokenServerConfig {
   key: string;
   /** Optional PEM certificate chain for `key` (leaf first), sent as `x5c`. */
   certificate?: string;
-  /** Access token lifetime in seconds (default 300, at least 60). */
+  /** Access token lifetime in milliseconds (config: a duration, default 5m, at least 60s). */
   expiration?: number;
-  /** Refresh token lifetime in seconds (default 30 days). */
+  /** Refresh token lifetime in milliseconds (config: a duration, default 720h). */
   refreshexpiration?: number;
   /** Users file (YAML) managed by `berth user add|passwd|remove`. */
   users: string;

@@ -16,6 +16,7 @@ import type { Logger } from './types';
 import type { Authorizer } from './verifier';
 import { hashPassword, parseUsers, type User, verifyPassword } from './users';
 
+/** Seconds. */
 const DEFAULT_EXPIRATION = 300;
 const MIN_EXPIRATION = 60;
 const DEFAULT_REFRESH_EXPIRATION = 30 * 24 * 3600;
@@ -84,9 +85,10 @@ export function createTokenService(cfg: TokenServerConfig, log: Logger = console
   if (!Array.isArray(cfg.services) || cfg.services.length === 0) {
     throw new Error('tokenserver.services: list at least one service (registry) name');
   }
-  const expiration = cfg.expiration ?? DEFAULT_EXPIRATION;
-  if (!(expiration >= MIN_EXPIRATION)) throw new Error(`tokenserver.expiration must be at least ${MIN_EXPIRATION} seconds`);
-  const refreshExpiration = cfg.refreshexpiration ?? DEFAULT_REFRESH_EXPIRATION;
+  const expiration = Math.floor((cfg.expiration ?? DEFAULT_EXPIRATION * 1000) / 1000);
+  if (!(expiration >= MIN_EXPIRATION)) throw new Error(`tokenserver.expiration must be at least ${MIN_EXPIRATION}s`);
+  const refreshExpiration = Math.floor((cfg.refreshexpiration ?? DEFAULT_REFRESH_EXPIRATION * 1000) / 1000);
+  if (!(refreshExpiration >= expiration)) throw new Error('tokenserver.refreshexpiration must be at least tokenserver.expiration');
   const path = cfg.path ?? '/token';
   const privateKey = crypto.createPrivateKey(fs.readFileSync(cfg.key));
   const publicKey = crypto.createPublicKey(privateKey);

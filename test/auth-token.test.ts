@@ -67,7 +67,7 @@ t.test('token service and verifier', async (t) => {
   await addUser(usersFile, 'ops1', 'ops1-pw', ['ops']);
   await addUser(usersFile, 'root', 'root-pw');
   const svc = createTokenService(
-    { issuer: ISSUER, key: signer.keyPath, users: usersFile, policy: policyFile, services: [SERVICE, 'other.test'], expiration: 120 },
+    { issuer: ISSUER, key: signer.keyPath, users: usersFile, policy: policyFile, services: [SERVICE, 'other.test'], expiration: 120_000 },
     quiet,
   );
   const jwksFile = path.join(dir, 'jwks.json');
