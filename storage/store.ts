@@ -110,7 +110,8 @@ export class ContentStore {
   }
 
   private async deletePath(path: string): Promise<boolean> {
-    this.links.delete(path);
+    // Deletes are rare: forget every cached link under the deleted tree.
+    for (const k of this.links.keys()) if (k === path || k.startsWith(`${path}/`)) this.links.delete(k);
     try {
       await this.driver.delete(path);
       return true;
