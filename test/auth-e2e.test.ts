@@ -28,13 +28,13 @@ function have(cmd: string): boolean {
 function needs(t: Test, cmd: string): boolean {
   if (have(cmd)) return true;
   if (CI) t.fail(`${cmd} is not installed (CI=true: required)`);
-  else t.skip(`${cmd} is not installed: skipping (install it to run this test)`);
+  else t.skip(`${cmd} is not installed: skipping (install it to run this test)`, () => {});
   return false;
 }
 
 function run(cmd: string, args: string[], input?: string) {
   const r = spawnSync(cmd, args, { input, encoding: 'utf8', timeout: 120_000 });
-  return { status: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+  return { status: r.status, stdout: (r.stdout ?? '').trim(), out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
 }
 
 const signer = writeKey(dir, 'signer');
@@ -84,7 +84,7 @@ t.test('token auth on berth', async (t) => {
     return ((await res.json()) as { token: string }).token;
   };
   const req = (method: string, p: string, token?: string, body?: Buffer, headers: Record<string, string> = {}) =>
-    fetch(url + p, { method, body, headers: { ...headers, ...(token ? { authorization: `Bearer ${token}` } : {}) } });
+    fetch(url + p, { method, body: body ? new Uint8Array(body) : undefined, headers: { ...headers, ...(token ? { authorization: `Bearer ${token}` } : {}) } });
 
   /** Push an image with plain HTTP calls; returns the statuses of the blob and manifest uploads. */
   const push = async (repo: string, tag: string, img: TestImage, token: string): Promise<number[]> => {
@@ -279,7 +279,7 @@ t.test('token auth on berth', async (t) => {
     t.not(badLogin.status, 0, 'wrong password refused at login');
     const load = run('podman', [...store, 'pull', `oci:${layout}:latest`]);
     t.equal(load.status, 0, load.out);
-    const id = load.out.trim().split('\n').pop()!;
+    const id = load.stdout;
     const ref = `${berth.host}/alice/podman:1`;
     const pushed = run('podman', [...store, 'push', '--tls-verify=false', '--authfile', authfile, id, ref]);
     t.equal(pushed.status, 0, pushed.out);
@@ -288,7 +288,7 @@ t.test('token auth on berth', async (t) => {
     run('podman', [...store, 'rmi', '-af']);
     const pulled = run('podman', [...store, 'pull', '--tls-verify=false', '--authfile', authfile, ref]);
     t.equal(pulled.status, 0, pulled.out);
-    t.equal(pulled.out.trim().split('\n').pop(), id, 'same image id back');
+    t.equal(pulled.stdout, id, 'same image id back');
   });
 });
 
