@@ -353,3 +353,54 @@ t.test('htpasswd Basic auth on berth', async (t) => {
   const up = run('skopeo', ['copy', '--dest-tls-verify=false', '--dest-creds', 'ci:ci-secret-1', `oci:${layout}:latest`, `docker://${berth.host}/any/repo:1`]);
   t.equal(up.status, 0, up.out);
 });
+
+t.test('the example config, with users made by `berth user`', async (t) => {
+  const repoRoot = path.resolve(__dirname, '../..');
+  const users = path.join(dir, 'example-users.yml');
+  const key = writeKey(dir, 'example', 'ec');
+  const cli = (args: string[], input = '') => run(process.execPath, [CLI, 'user', ...args, '--users', users], input);
+  const robot = cli(['add', 'builder', '--robot', '--group', 'ci']);
+  t.equal(robot.status, 0, robot.out);
+  const secret = /secret \(shown once\): (\S+)/.exec(robot.stdout)?.[1] ?? '';
+  t.ok(secret.length >= 40, 'a long random robot secret');
+  t.equal(cli(['add', 'alice', '--group', 'dev'], 'first-password\n').status, 0);
+  t.not(cli(['add', 'alice'], 'other-password\n').status, 0, 'add refuses an existing user');
+  t.not(cli(['add', 'shorty'], 'short\n').status, 0, 'short passwords refused');
+  t.not(cli(['add', 'Bad/Name'], 'long-enough-pw\n').status, 0, 'invalid names refused');
+  t.notMatch(fs.readFileSync(users, 'utf8'), /first-password|secret/, 'only hashes on disk');
+
+  const port = await freePort();
+  const berth = await startBerth({
+    port,
+    config: path.join(repoRoot, 'deploy/examples/token-auth.yml'),
+    env: {
+      REGISTRY_AUTH_TOKEN_REALM: `http://127.0.0.1:${port}/token`,
+      REGISTRY_TOKENSERVER_KEY: key.keyPath,
+      REGISTRY_TOKENSERVER_USERS: users,
+      REGISTRY_TOKENSERVER_POLICY: path.join(repoRoot, 'deploy/examples/token-auth-policy.yml'),
+    },
+  });
+  t.teardown(() => berth.stop());
+  const token = async (user: string | undefined, pw: string, scope: string) => {
+    const res = await fetch(`${berth.url}/token?service=berth&scope=${scope}`, { headers: user ? { authorization: basic(user, pw) } : {} });
+    return res.status === 200 ? ((await res.json()) as { token: string }).token : res.status;
+  };
+  const post = async (repo: string, tok: string | number) => {
+    const res = await fetch(`${berth.url}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers: { authorization: `Bearer ${tok}` } });
+    await res.arrayBuffer();
+    return res.status;
+  };
+  t.equal(await post('ci/build', await token('builder', secret, 'repository:ci/build:pull,push')), 202, 'robot pushes to ci/');
+  t.equal(await post('alice/app', await token('alice', 'first-password', 'repository:alice/app:pull,push')), 202, 'alice pushes her own');
+  t.equal(await post('ci/build', await token('alice', 'first-password', 'repository:ci/build:pull,push')), 401, 'dev may only pull ci/');
+  t.equal(await post('library/x', await token(undefined, '', 'repository:library/x:pull,push')), 401, 'anonymous may only pull library/');
+
+  t.equal(cli(['passwd', 'alice'], 'second-password\n').status, 0);
+  await new Promise((r) => setTimeout(r, 1200));
+  t.equal(await token('alice', 'first-password', ''), 401, 'old password refused after passwd');
+  t.type(await token('alice', 'second-password', ''), 'string', 'new password works, no restart');
+  t.equal(cli(['remove', 'alice']).status, 0);
+  await new Promise((r) => setTimeout(r, 1200));
+  t.equal(await token('alice', 'second-password', ''), 401, 'removed user refused');
+  t.not(cli(['remove', 'alice']).status, 0, 'removing twice is an error');
+});
