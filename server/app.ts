@@ -28,6 +28,8 @@ export interface AppOptions {
   ready: () => Promise<{ ok: boolean; reason?: string }>;
   /** Optional auth middleware: checks ctx.state.route and sets ctx.state.auth. */
   auth?: Koa.Middleware;
+  /** Optional in-process token service (answers at its own path, e.g. /token). */
+  tokens?: Koa.Middleware;
 }
 
 export function createApp(opts: AppOptions): Koa<State> {
@@ -85,6 +87,7 @@ export function createApp(opts: AppOptions): Koa<State> {
     ctx.body = r.ok ? { status: 'ready' } : { status: 'not ready', reason: r.reason };
   });
   app.use(health.routes());
+  if (opts.tokens) app.use(opts.tokens);
 
   // /v2: match the route, check access (auth middleware), dispatch by method.
   app.use(async (ctx, next) => {

@@ -4,6 +4,7 @@
 // new section is one entry in SCHEMA plus its type in Config.
 import fs from 'node:fs';
 import YAML from 'yaml';
+import type { AuthConfig, TokenServerConfig } from '../auth/config';
 import type { S3DriverOptions } from '../storage/drivers/s3';
 
 export type Field =
@@ -26,6 +27,9 @@ const ignored = (why: string): Field => ({ kind: 'ignored', why });
 
 /** Storage drivers; exactly one may be configured. */
 export const STORAGE_DRIVERS = ['filesystem', 's3'] as const;
+
+/** Sections that only exist (and get defaults) when configured. */
+const OPTIONAL_SECTIONS = ['auth', 'auth.token', 'auth.htpasswd', 'tokenserver'];
 
 export const SCHEMA: Record<string, Field> = {
   version: str('0.1'),
@@ -91,6 +95,33 @@ export const SCHEMA: Record<string, Field> = {
   health: obj({
     storagedriver: ignored('/readyz checks the storage driver on every probe'),
   }),
+  // Token verification (distribution's auth.token) or Basic auth from an htpasswd file (auth.htpasswd).
+  auth: obj({
+    token: obj({
+      realm: str(),
+      service: str(),
+      issuer: str(),
+      rootcertbundle: str(),
+      jwks: str(),
+      signingalgorithms: { kind: 'stringlist' },
+      autoredirect: bool(false),
+    }),
+    htpasswd: obj({ realm: str(), path: str() }),
+  }),
+  // berth's token service: in-process with `serve`, or alone with `berth token-server`.
+  tokenserver: obj({
+    addr: str(':5001'),
+    path: str('/token'),
+    issuer: str(),
+    key: str(),
+    certificate: str(),
+    expiration: dur('5m'),
+    refreshexpiration: dur('720h'),
+    users: str(),
+    policy: str(),
+    services: { kind: 'stringlist' },
+    realm: str('berth'),
+  }),
   berth: obj({
     // How long tag and link lookups are trusted before re-reading the store (other replicas may change them).
     linkcachettl: dur('1s'),
@@ -122,6 +153,8 @@ export interface Config {
     debug: { addr?: string; prometheus: { enabled: boolean; path: string } };
   };
   health: Record<string, never>;
+  auth?: AuthConfig;
+  tokenserver?: TokenServerConfig;
   berth: { linkcachettl: number; manifestcachesize: number };
 }
 
@@ -288,8 +321,13 @@ export function fromObject(raw: Record<string, unknown>, env: NodeJS.ProcessEnv 
   }
   if (drivers.length === 0) storage.filesystem = { rootdirectory: './data' };
   config.storage = storage;
-  // Defaults for drivers apply only to the one that is configured.
-  applyDefaults(SCHEMA, config, (p) => STORAGE_DRIVERS.some((d) => p === `storage.${d}` && storage[d] === undefined));
+  // Defaults for drivers apply only to the one that is configured; optional sections stay absent unless given.
+  const present = (p: string) => p.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], config) !== undefined;
+  applyDefaults(
+    SCHEMA,
+    config,
+    (p) => STORAGE_DRIVERS.some((d) => p === `storage.${d}` && storage[d] === undefined) || (OPTIONAL_SECTIONS.includes(p) && !present(p)),
+  );
   const fsConf = storage.filesystem as { rootdirectory?: string } | undefined;
   if (fsConf && !fsConf.rootdirectory) throw new ConfigError('storage.filesystem.rootdirectory is required');
   const s3 = storage.s3 as Partial<S3DriverOptions> | undefined;

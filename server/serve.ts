@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type net from 'node:net';
+import { setupAuth } from '../auth/index';
 import { createDriver } from '../storage/factory';
 import { purgeUploads } from '../storage/purge';
 import { ContentStore } from '../storage/store';
@@ -36,7 +37,7 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
       return { ok: false, reason: `storage: ${(e as Error).message}` };
     }
   };
-  const app = createApp({ config, store, logger, ready });
+  const app = createApp({ config, store, logger, ready, ...setupAuth(config, logger) });
   const handler = app.callback();
   const { tls } = config.http;
   const server =
