@@ -43,6 +43,7 @@ export function createApp(opts: AppOptions): Koa<State> {
   const deps: Deps = { store: opts.store, config: opts.config };
   const { logger } = opts;
   const headers = opts.config.http.headers ?? {};
+  const readOnly = opts.config.storage.maintenance.readonly.enabled;
 
   const metricsPath = opts.config.http.debug.prometheus.path;
   const serveMetrics = opts.metrics && opts.serveMetrics !== false;
@@ -93,6 +94,9 @@ export function createApp(opts: AppOptions): Koa<State> {
   app.use(async (ctx) => {
     const { kind } = ctx.state.route;
     const handler = RESOURCES[kind][ctx.method as keyof Resource];
+    if (readOnly && handler && !['GET', 'HEAD'].includes(ctx.method)) {
+      throw err('UNSUPPORTED', 'the registry is in read-only mode (storage.maintenance.readonly)');
+    }
     if (!handler) {
       ctx.set('Allow', Object.keys(RESOURCES[kind]).join(', '));
       throw new RegistryError('UNSUPPORTED', `${ctx.method} is not supported here`, undefined, 405);

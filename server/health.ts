@@ -1,13 +1,13 @@
 // Liveness, readiness and the metrics endpoint, served on the main listener and
-// on the debug listener (http.debug.addr). Readiness follows distribution's
-// health.storagedriver: probe the backend every interval and report not ready
-// after `threshold` failures in a row; and never ready while draining.
+// on the debug listener (http.debug.addr). Ready means: not draining, and the
+// storage backend answers a health check within PROBE_TIMEOUT_MS (checked on
+// every probe; orchestrators already space and threshold their probes).
 import Router from '@koa/router';
 import type Koa from 'koa';
 import type { StorageDriver } from '../storage/driver';
-import type { Config } from './config';
-import type { Logger } from './log';
 import type { Metrics } from './metrics';
+
+const PROBE_TIMEOUT_MS = 5000;
 
 export interface ReadyStatus {
   ok: boolean;
@@ -16,51 +16,24 @@ export interface ReadyStatus {
 
 export class Readiness {
   private draining = false;
-  private failures = 0;
-  private lastError = '';
-  private probing = false;
-  private timer?: NodeJS.Timeout;
 
-  constructor(
-    private readonly driver: StorageDriver,
-    private readonly cfg: Config['health']['storagedriver'],
-    private readonly logger: Logger,
-  ) {}
+  constructor(private readonly driver: StorageDriver) {}
 
-  /** Probe once (so a server starts ready or not on facts), then every interval. */
-  async start(): Promise<void> {
-    if (!this.cfg.enabled) return;
-    await this.probe();
-    this.timer = setInterval(() => void this.probe(), Math.max(100, this.cfg.interval));
-    this.timer.unref();
-  }
-
-  private async probe(): Promise<void> {
-    if (this.probing) return;
-    this.probing = true;
+  async status(): Promise<ReadyStatus> {
+    if (this.draining) return { ok: false, reason: 'draining' };
     let timeout: NodeJS.Timeout | undefined;
+    // A backend that hangs is as unready as one that refuses.
+    const limit = new Promise<never>((_, reject) => {
+      timeout = setTimeout(() => reject(new Error('health check timed out')), PROBE_TIMEOUT_MS);
+    });
     try {
-      // A backend that hangs is as unready as one that refuses.
-      const limit = new Promise<never>((_, reject) => {
-        timeout = setTimeout(() => reject(new Error('health check timed out')), Math.max(1000, this.cfg.interval));
-      });
       await Promise.race([this.driver.healthCheck(), limit]);
-      if (this.failures >= this.cfg.threshold) this.logger.info('storage reachable again: ready');
-      this.failures = 0;
+      return this.draining ? { ok: false, reason: 'draining' } : { ok: true };
     } catch (e) {
-      this.failures++;
-      this.lastError = (e as Error).message;
-      if (this.failures === this.cfg.threshold) this.logger.warn('storage unreachable: not ready', { error: this.lastError, failures: this.failures });
+      return { ok: false, reason: `storage: ${(e as Error).message}` };
     } finally {
       clearTimeout(timeout);
-      this.probing = false;
     }
-  }
-
-  status(): ReadyStatus {
-    if (this.draining) return { ok: false, reason: 'draining' };
-    if (this.failures >= this.cfg.threshold) return { ok: false, reason: `storage: ${this.lastError}` };
-    return { ok: true };
   }
 
   get isDraining(): boolean {
@@ -69,10 +42,6 @@ export class Readiness {
 
   drain(): void {
     this.draining = true;
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
   }
 }
 

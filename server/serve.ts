@@ -38,9 +38,8 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
     manifestCacheBytes: config.berth.manifestcachesize,
   });
   metrics?.bindStore(store);
-  const readiness = new Readiness(driver, config.health.storagedriver, logger);
-  await readiness.start();
-  const ready = async () => readiness.status();
+  const readiness = new Readiness(driver);
+  const ready = () => readiness.status();
   const draining = () => readiness.isDraining;
   const notifier = new Notifier(config, store, logger, metrics);
   const debugAddr = config.http.debug.addr;
@@ -92,7 +91,6 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
   const shutdown = async () => {
     if (readiness.isDraining) return;
     readiness.drain();
-    readiness.stop();
     if (purgeTimer) clearInterval(purgeTimer);
     logger.info('draining', { graceMs: config.http.draintimeout });
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
