@@ -52,7 +52,7 @@ export const SCHEMA: Record<string, Field> = {
     relativeurls: bool(false),
     draintimeout: dur('30s'),
     headers: { kind: 'map', of: { kind: 'stringlist' } },
-    tls: obj({ certificate: str(), key: str(), clientcas: { kind: 'stringlist' }, minimumtls: str() }),
+    tls: obj({ certificate: str(), key: str(), clientcas: { kind: 'stringlist' }, minimumtls: str(undefined, { enum: ['tls1.2', 'tls1.3'] }) }),
     // Unlike distribution, metrics are on by default: on the main listener, or only on debug.addr when set.
     debug: obj({ addr: str(), prometheus: obj({ enabled: bool(true), path: str('/metrics') }) }),
     http2: ignored('berth serves HTTP/1.1'),

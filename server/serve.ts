@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type net from 'node:net';
+import type tls from 'node:tls';
 import Koa from 'koa';
 import { createDriver } from '../storage/factory';
 import { instrumentDriver } from '../storage/instrumented';
@@ -46,10 +47,7 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
   const app = createApp({ config, store, logger, ready, draining, metrics, serveMetrics: !debugAddr, notifier: notifier.enabled ? notifier : undefined });
   const handler = app.callback();
   const { tls } = config.http;
-  const server =
-    tls.certificate && tls.key
-      ? https.createServer({ cert: fs.readFileSync(tls.certificate), key: fs.readFileSync(tls.key) }, handler)
-      : http.createServer(handler);
+  const server = tls.certificate && tls.key ? https.createServer(tlsOptions(tls), handler) : http.createServer(handler);
   // Large layers take longer than Node's default 300 s request timeout: bound
   // slow clients by header and idle timeouts instead.
   server.requestTimeout = 0;
@@ -115,6 +113,21 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
     logger.info('stopped');
   };
   return { server, store, metrics, debugServer, shutdown };
+}
+
+// Older versions, which distribution also accepts, are not offered by Node's defaults anyway.
+const TLS_VERSIONS: Record<string, tls.SecureVersion> = { 'tls1.2': 'TLSv1.2', 'tls1.3': 'TLSv1.3' };
+
+/** distribution's http.tls: certificate and key, optional client CAs (then a client certificate is required), minimum version. */
+function tlsOptions(t: Config['http']['tls']): https.ServerOptions {
+  const opts: https.ServerOptions = { cert: fs.readFileSync(t.certificate!), key: fs.readFileSync(t.key!) };
+  if (t.clientcas?.length) {
+    opts.ca = t.clientcas.map((f) => fs.readFileSync(f));
+    opts.requestCert = true;
+    opts.rejectUnauthorized = true;
+  }
+  if (t.minimumtls) opts.minVersion = TLS_VERSIONS[t.minimumtls];
+  return opts;
 }
 
 function listen(server: http.Server | https.Server, addr: string): Promise<void> {
