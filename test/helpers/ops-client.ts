@@ -10,7 +10,7 @@ export async function pushBlob(base: string, repo: string, data: Buffer, headers
   const res = await fetch(`${base}/v2/${repo}/blobs/uploads/?digest=${digest}`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/octet-stream', ...headers },
-    body: new Uint8Array(data.buffer, data.byteOffset, data.length),
+    body: new Uint8Array(data),
   });
   await res.arrayBuffer();
   if (res.status !== 201) throw new Error(`blob push: HTTP ${res.status}`);
