@@ -9,6 +9,7 @@ import type { Config } from './config';
 import { allowAll, type Ctx, type Deps, type Resource, type State } from './context';
 import { errorBody, sendError, toRegistryError } from './errors';
 import type { Logger } from './log';
+import { usageRouter } from './maintenance';
 import { base } from './routes/base';
 import { blobs } from './routes/blobs';
 import { catalog } from './routes/catalog';
@@ -84,6 +85,7 @@ export function createApp(opts: AppOptions): Koa<State> {
     ctx.body = r.ok ? { status: 'ready' } : { status: 'not ready', reason: r.reason };
   });
   app.use(health.routes());
+  if (opts.config.berth.usage.enabled) app.use(usageRouter(opts.store.driver, opts.config).routes());
 
   // /v2: match the route, check access (auth middleware), dispatch by method.
   app.use(async (ctx, next) => {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { ConfigError, loadConfig, maskSecrets, type Config } from './config';
 import { createLogger } from './log';
+import { cmdDu, cmdGc, cmdVerify } from './maintenance';
 import { serve } from './serve';
 
 const USAGE = `usage: berth <command> [options]
@@ -12,6 +13,11 @@ const USAGE = `usage: berth <command> [options]
 commands:
   serve [--config FILE]        run the registry (config also as: serve FILE)
   config check FILE            validate a config and print the effective settings (secrets masked)
+  gc [--config FILE] [--dry-run] [--delete-untagged] [--min-age DURATION] [--json]
+                               collect garbage while the registry runs (exit 3: another collector holds the lease)
+  verify [--config FILE] [--repair] [--json]
+                               re-hash every blob, check every link; exit 1 when anything is wrong
+  du [--config FILE] [--json]  bytes as clients see them against bytes stored, per repository
   --version                    print the version
 `;
 
@@ -78,9 +84,25 @@ function cmdConfig(args: string[]): void {
   process.stdout.write(`# ${args[1]}: valid\n${YAML.stringify(maskSecrets(config))}`);
 }
 
+/** Maintenance commands return an exit code; bad flags are usage errors (exit 2). */
+const maintenance = (cmd: (args: string[], load: (file: string | undefined) => Config) => Promise<number>) => async (args: string[]) => {
+  let code: number;
+  try {
+    code = await cmd(args, loadOrExit);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    process.stderr.write(`berth: ${e.message}\n${USAGE}`);
+    code = 2;
+  }
+  process.exit(code);
+};
+
 const COMMANDS: Record<string, (args: string[]) => void | Promise<void>> = {
   serve: cmdServe,
   config: cmdConfig,
+  gc: maintenance(cmdGc),
+  verify: maintenance(cmdVerify),
+  du: maintenance(cmdDu),
 };
 
 async function main(argv: string[]): Promise<void> {

@@ -10,6 +10,7 @@ import { ContentStore } from '../storage/store';
 import { createApp } from './app';
 import { parseAddr, type Config } from './config';
 import type { Logger } from './log';
+import { scheduleGc } from './maintenance';
 
 export interface Running {
   server: http.Server | https.Server;
@@ -78,10 +79,13 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
     purgeTimer.unref();
   }
 
+  const stopGc = config.berth.gc.enabled && !config.storage.maintenance.readonly.enabled ? scheduleGc(driver, config, logger) : undefined;
+
   const shutdown = async () => {
     if (draining) return;
     draining = true;
     if (purgeTimer) clearInterval(purgeTimer);
+    stopGc?.();
     logger.info('draining', { graceMs: config.http.draintimeout });
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
