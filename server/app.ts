@@ -36,6 +36,7 @@ export function createApp(opts: AppOptions): Koa<State> {
   const deps: Deps = { store: opts.store, config: opts.config };
   const { logger } = opts;
   const headers = opts.config.http.headers ?? {};
+  const readOnly = opts.config.storage.maintenance.readonly.enabled;
 
   // Errors first, so everything below answers with the spec's JSON bodies.
   app.use(async (ctx, next) => {
@@ -100,6 +101,9 @@ export function createApp(opts: AppOptions): Koa<State> {
   app.use(async (ctx) => {
     const { kind } = ctx.state.route;
     const handler = RESOURCES[kind][ctx.method as keyof Resource];
+    if (readOnly && handler && !['GET', 'HEAD'].includes(ctx.method)) {
+      throw err('UNSUPPORTED', 'the registry is in read-only mode (storage.maintenance.readonly)');
+    }
     if (!handler) {
       ctx.set('Allow', Object.keys(RESOURCES[kind]).join(', '));
       throw new RegistryError('UNSUPPORTED', `${ctx.method} is not supported here`, undefined, 405);

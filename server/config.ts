@@ -30,12 +30,12 @@ export const SCHEMA: Record<string, Field> = {
   version: str('0.1'),
   log: obj({
     level: str('info', { enum: ['error', 'warn', 'info', 'debug'] }),
-    formatter: str('json', { enum: ['json', 'text', 'logstash'] }),
+    formatter: ignored('berth always logs JSON lines'),
     fields: { kind: 'map', of: str() },
     accesslog: obj({ disabled: bool(false) }),
   }),
   storage: obj({
-    filesystem: obj({ rootdirectory: str(), maxthreads: int(100, 25) }),
+    filesystem: obj({ rootdirectory: str(), maxthreads: ignored('Node.js does file I/O on its own thread pool') }),
     delete: obj({ enabled: bool(false) }),
     redirect: obj({ disable: bool(false) }),
     cache: obj({ blobdescriptor: ignored('berth keeps its own in-process caches'), blobdescriptorsize: ignored('berth keeps its own in-process caches') }),
@@ -48,17 +48,16 @@ export const SCHEMA: Record<string, Field> = {
     addr: str(':5000'),
     net: str('tcp', { enum: ['tcp'] }),
     host: str(),
-    prefix: str(),
-    secret: str(undefined, { secret: true }),
+    secret: ignored('upload state lives in the store; there is nothing to sign'),
     relativeurls: bool(false),
     draintimeout: dur('30s'),
     headers: { kind: 'map', of: { kind: 'stringlist' } },
-    tls: obj({ certificate: str(), key: str(undefined, { secret: false }), clientcas: { kind: 'stringlist' }, minimumtls: str() }),
+    tls: obj({ certificate: str(), key: str(), clientcas: { kind: 'stringlist' }, minimumtls: str() }),
     debug: obj({ addr: str(), prometheus: obj({ enabled: bool(false), path: str('/metrics') }) }),
-    http2: obj({ disabled: bool(false) }),
+    http2: ignored('berth serves HTTP/1.1'),
   }),
   health: obj({
-    storagedriver: obj({ enabled: bool(true), interval: dur('10s'), threshold: int(3, 1) }),
+    storagedriver: ignored('/readyz checks the storage driver on every probe'),
   }),
   berth: obj({
     // How long tag and link lookups are trusted before re-reading the store (other replicas may change them).
@@ -86,9 +85,9 @@ export const SCHEMA: Record<string, Field> = {
 
 export interface Config {
   version: string;
-  log: { level: 'error' | 'warn' | 'info' | 'debug'; formatter: string; fields?: Record<string, string>; accesslog: { disabled: boolean } };
+  log: { level: 'error' | 'warn' | 'info' | 'debug'; fields?: Record<string, string>; accesslog: { disabled: boolean } };
   storage: {
-    filesystem?: { rootdirectory: string; maxthreads: number };
+    filesystem?: { rootdirectory: string };
     s3?: Record<string, unknown>;
     delete: { enabled: boolean };
     redirect: { disable: boolean };
@@ -101,16 +100,13 @@ export interface Config {
     addr: string;
     net: 'tcp';
     host?: string;
-    prefix?: string;
-    secret?: string;
     relativeurls: boolean;
     draintimeout: number;
     headers?: Record<string, string[]>;
     tls: { certificate?: string; key?: string; clientcas?: string[]; minimumtls?: string };
     debug: { addr?: string; prometheus: { enabled: boolean; path: string } };
-    http2: { disabled: boolean };
   };
-  health: { storagedriver: { enabled: boolean; interval: number; threshold: number } };
+  health: Record<string, never>;
   berth: {
     linkcachettl: number;
     manifestcachesize: number;

@@ -22,7 +22,7 @@ export function parseDigest(s: string): Digest {
   const algorithm = s.slice(0, i);
   const hex = s.slice(i + 1);
   if (algorithm !== 'sha256' && algorithm !== 'sha512') {
-    throw err('UNSUPPORTED', `unsupported digest algorithm ${algorithm}`, { digest: s });
+    throw err('DIGEST_INVALID', `unsupported digest algorithm ${algorithm} (sha256 and sha512 are)`, { digest: s });
   }
   if (hex.length !== HEX_LENGTH[algorithm] || !/^[a-f0-9]+$/.test(hex)) {
     throw err('DIGEST_INVALID', 'invalid digest', { digest: s });

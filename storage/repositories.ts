@@ -13,12 +13,11 @@ export async function listOrEmpty(driver: StorageDriver, dir: string): Promise<s
   }
 }
 
-/**
- * Every repository directory, sorted by name. `marker` selects which ones
- * count: '_manifests' (the catalog: repositories with manifests) or any of a
- * repository's own directories.
- */
-export async function repositoryNames(driver: StorageDriver, marker: (children: string[]) => boolean = (c) => c.includes('_manifests')): Promise<string[]> {
+/** A directory is a repository once something was pushed to it (as distribution's catalog counts them). */
+export const isRepository = (children: string[]) => children.includes('_manifests') || children.includes('_layers');
+
+/** Every repository directory whose children satisfy `marker`, sorted by name. */
+export async function repositoryNames(driver: StorageDriver, marker: (children: string[]) => boolean = isRepository): Promise<string[]> {
   const out: string[] = [];
   const visit = async (prefix: string): Promise<void> => {
     const dir = prefix ? `${paths.repositoriesRoot}/${prefix}` : paths.repositoriesRoot;

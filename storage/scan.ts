@@ -6,7 +6,7 @@ import { isNotFound, type StorageDriver } from './driver';
 import { parseManifest } from './manifest';
 import { paths } from './paths';
 import { forEachLimit, mapLimit } from './pool';
-import { listOrEmpty, repositoryNames } from './repositories';
+import { isRepository, listOrEmpty, repositoryNames } from './repositories';
 
 const ALGORITHMS = ['sha256', 'sha512'];
 
@@ -44,7 +44,7 @@ export async function listBlobs(driver: StorageDriver, concurrency: number, onPr
 
 /** Repositories with any content of their own (manifests or links). */
 export function listRepositories(driver: StorageDriver): Promise<string[]> {
-  return repositoryNames(driver, (c) => c.includes('_manifests') || c.includes('_layers'));
+  return repositoryNames(driver, isRepository);
 }
 
 export interface RepoState {

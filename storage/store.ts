@@ -10,7 +10,7 @@ import { intentKey, waitForSweeps } from './lease';
 import { MAX_MANIFEST_SIZE, parseManifest, type Descriptor } from './manifest';
 import { checkName, checkTag, isValidName } from './names';
 import { paths } from './paths';
-import { listOrEmpty, repositoryNames } from './repositories';
+import { isRepository, listOrEmpty, repositoryNames } from './repositories';
 import { UploadManager } from './uploads';
 
 export interface StoreOptions {
@@ -103,6 +103,7 @@ export class ContentStore {
     if ((await this.readLinkFresh(path)) === d.value) return false;
     await this.driver.putContent(path, Buffer.from(d.value));
     this.links.set(path, d.value);
+    this.catalog = undefined; // the link may have created a repository
     return true;
   }
 
@@ -112,7 +113,8 @@ export class ContentStore {
   }
 
   private async deletePath(path: string): Promise<boolean> {
-    this.links.delete(path);
+    // Deletes are rare: forget every cached link under the deleted tree.
+    for (const k of this.links.keys()) if (k === path || k.startsWith(`${path}/`)) this.links.delete(k);
     try {
       await this.driver.delete(path);
       return true;
@@ -344,7 +346,6 @@ export class ContentStore {
     }
     if (!isDigest) await this.tag(repo, reference, d);
     await this.settleManifest(repo, isDigest ? undefined : reference, d, bytes, parsed.blobs, parsed.manifests);
-    this.catalog = undefined;
     return { digest: d.value, subject: parsed.subject?.digest };
   }
 
@@ -446,13 +447,7 @@ export class ContentStore {
   }
 
   async repositoryExists(repo: string): Promise<boolean> {
-    try {
-      await this.driver.stat(paths.manifestsRoot(repo));
-      return true;
-    } catch (e) {
-      if (isNotFound(e)) return false;
-      throw e;
-    }
+    return isRepository(await listOrEmpty(this.driver, paths.repository(repo)));
   }
 
   /** Referrers of a manifest: descriptors of the manifests whose subject it is. */
@@ -486,7 +481,7 @@ export class ContentStore {
     return out;
   }
 
-  /** Every repository with manifests, sorted; cached briefly for paging. */
+  /** Every repository, sorted; cached briefly for paging. */
   async allRepositories(fresh = false): Promise<string[]> {
     const now = Date.now();
     if (!fresh && this.catalog && now - this.catalog.at < CATALOG_TTL_MS) return this.catalog.names;

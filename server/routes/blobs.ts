@@ -3,6 +3,7 @@
 import type { BlobInfo } from '../../storage/store';
 import { err } from '../../storage/errors';
 import type { Ctx, Resource } from '../context';
+import { empty } from './util';
 
 /** Parse a single-range "bytes=a-b" / "bytes=a-" / "bytes=-n" header against size; undefined = whole. */
 export function parseRange(header: string | undefined, size: number): { start: number; end: number } | undefined {
@@ -72,7 +73,6 @@ export const blobs: Resource = {
   async DELETE(ctx) {
     ctx.state.log.digest = ctx.state.route.reference;
     await ctx.deps.store.deleteBlob(ctx.state.route.name!, ctx.state.route.reference!);
-    ctx.status = 202;
-    ctx.body = null; // explicit: no status-text body
+    empty(ctx, 202);
   },
 };

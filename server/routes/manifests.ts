@@ -3,7 +3,7 @@
 import { err } from '../../storage/errors';
 import { MAX_MANIFEST_SIZE } from '../../storage/manifest';
 import type { Ctx, Resource } from '../context';
-import { urlFor } from './util';
+import { empty, urlFor } from './util';
 
 /** Does the Accept header admit mediaType? No header, or a wildcard, admits everything. */
 export function accepts(accept: string, mediaType: string): boolean {
@@ -56,17 +56,15 @@ export const manifests: Resource = {
     const bytes = await readBody(ctx, MAX_MANIFEST_SIZE);
     const r = await ctx.deps.store.putManifest(name!, reference!, bytes, ctx.get('Content-Type') || undefined);
     ctx.state.log.digest = r.digest;
-    ctx.status = 201;
+    empty(ctx, 201);
     ctx.set('Location', urlFor(ctx, `/v2/${name}/manifests/${r.digest}`));
     ctx.set('Docker-Content-Digest', r.digest);
     if (r.subject) ctx.set('OCI-Subject', r.subject);
-    ctx.body = null; // explicit: no status-text body
   },
 
   async DELETE(ctx) {
     const { name, reference } = ctx.state.route;
     await ctx.deps.store.deleteManifest(name!, reference!);
-    ctx.status = 202;
-    ctx.body = null; // explicit: no status-text body
+    empty(ctx, 202);
   },
 };

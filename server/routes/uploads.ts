@@ -2,7 +2,7 @@
 // push monolithically; PATCH chunks; PUT to finish; GET status; DELETE cancel).
 import { err } from '../../storage/errors';
 import type { Ctx, Resource } from '../context';
-import { urlFor } from './util';
+import { empty, urlFor } from './util';
 
 function uploadPath(name: string, id: string): string {
   return `/v2/${name}/blobs/uploads/${id}`;
@@ -14,18 +14,16 @@ function rangeHeader(size: number): string {
 }
 
 function accepted(ctx: Ctx, name: string, id: string, size: number): void {
-  ctx.status = 202;
+  empty(ctx, 202);
   ctx.set('Location', urlFor(ctx, uploadPath(name, id)));
   ctx.set('Docker-Upload-UUID', id);
   ctx.set('Range', rangeHeader(size));
-  ctx.body = null; // explicit: no status-text body
 }
 
 function created(ctx: Ctx, name: string, digest: string): void {
-  ctx.status = 201;
+  empty(ctx, 201);
   ctx.set('Location', urlFor(ctx, `/v2/${name}/blobs/${digest}`));
   ctx.set('Docker-Content-Digest', digest);
-  ctx.body = null; // explicit: no status-text body
 }
 
 /** The request body as chunks, or undefined when the request has none. */
@@ -45,7 +43,7 @@ function contentRange(ctx: Ctx): { start: number; end: number } | undefined {
   const h = ctx.get('Content-Range');
   if (!h) return undefined;
   const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(h.trim());
-  if (!m || Number(m[2]) < Number(m[1])) throw err('RANGE_INVALID', 'invalid Content-Range', { 'Content-Range': h });
+  if (!m || Number(m[2]) < Number(m[1])) throw err('BLOB_UPLOAD_INVALID', 'malformed Content-Range', { 'Content-Range': h });
   return { start: Number(m[1]), end: Number(m[2]) };
 }
 
@@ -110,6 +108,6 @@ export const uploads: Resource = {
   async DELETE(ctx) {
     const { name, reference: id } = ctx.state.route;
     await ctx.deps.store.uploads.cancel(name!, id!);
-    ctx.status = 204;
+    empty(ctx, 204);
   },
 };

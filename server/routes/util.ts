@@ -31,3 +31,9 @@ export function setNextLink(ctx: Ctx, path: string, n: number, last: string | un
   const qs = new URLSearchParams({ n: String(n), last }).toString();
   ctx.set('Link', `<${path}?${qs}>; rel="next"`);
 }
+
+/** An empty response with this status. (Koa turns a null body into 204, so status goes second.) */
+export function empty(ctx: Ctx, status: number): void {
+  ctx.body = null;
+  ctx.status = status;
+}
