@@ -11,6 +11,7 @@ import type { Logger } from './log';
 import type { Metrics } from './metrics';
 import type { Notifier } from './notifications';
 import { observe } from './observe';
+import { usageRouter } from './maintenance';
 import { base } from './routes/base';
 import { blobs } from './routes/blobs';
 import { catalog } from './routes/catalog';
@@ -82,6 +83,7 @@ export function createApp(opts: AppOptions): Koa<State> {
   });
 
   app.use(healthRoutes({ ready: opts.ready, metrics: serveMetrics ? opts.metrics : undefined, metricsPath }));
+  if (opts.config.berth.usage.enabled) app.use(usageRouter(opts.store.driver, opts.config).routes());
   if (opts.tokens) app.use(opts.tokens);
 
   // /v2: match the route, check access (auth middleware), dispatch by method.

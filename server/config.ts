@@ -147,6 +147,23 @@ export const SCHEMA: Record<string, Field> = {
     // How long tag and link lookups are trusted before re-reading the store (other replicas may change them).
     linkcachettl: dur('1s'),
     manifestcachesize: int(64 * 1024 * 1024, 0),
+    // Online garbage collection (storage/GC.md): `berth gc` reads these too; flags override.
+    gc: obj({
+      enabled: bool(false), // scheduled runs inside `serve` (one collector across replicas: a lease in the store)
+      interval: dur('24h'),
+      minage: dur('1h'),
+      deleteuntagged: bool(false),
+      dryrun: bool(false),
+      concurrency: int(16, 1),
+      leasettl: dur('10m'),
+      sweepbudget: dur('2m'),
+      retention: {
+        kind: 'list',
+        of: obj({ repository: str(), keeplatest: int(undefined, 0), keeptags: str(), untaggedage: dur() }),
+      },
+    }),
+    // GET /berth/v1/usage: du figures, recomputed at most every cachettl.
+    usage: obj({ enabled: bool(true), cachettl: dur('5m') }),
   }),
 };
 
@@ -191,7 +208,22 @@ export interface Config {
       queuesize: number;
     }>;
   };
-  berth: { linkcachettl: number; manifestcachesize: number };
+  berth: {
+    linkcachettl: number;
+    manifestcachesize: number;
+    gc: {
+      enabled: boolean;
+      interval: number;
+      minage: number;
+      deleteuntagged: boolean;
+      dryrun: boolean;
+      concurrency: number;
+      leasettl: number;
+      sweepbudget: number;
+      retention?: { repository?: string; keeplatest?: number; keeptags?: string; untaggedage?: number }[];
+    };
+    usage: { enabled: boolean; cachettl: number };
+  };
 }
 
 export class ConfigError extends Error {

@@ -17,6 +17,7 @@ import { healthRoutes, Readiness } from './health';
 import type { Logger } from './log';
 import { Metrics } from './metrics';
 import { Notifier } from './notifications';
+import { scheduleGc } from './maintenance';
 
 export interface Running {
   server: http.Server | https.Server;
@@ -97,10 +98,13 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
     purgeTimer.unref();
   }
 
+  const stopGc = config.berth.gc.enabled && !config.storage.maintenance.readonly.enabled ? scheduleGc(driver, config, logger) : undefined;
+
   const shutdown = async () => {
     if (readiness.isDraining) return;
     readiness.drain();
     if (purgeTimer) clearInterval(purgeTimer);
+    stopGc?.();
     logger.info('draining', { graceMs: config.http.draintimeout });
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
