@@ -194,12 +194,23 @@ export class OciClient {
   /**
    * Chunked push: POST, one PATCH with Content-Range per chunkSize bytes, then
    * PUT ?digest= with an empty body. The digest is computed while streaming.
+   * `resume` continues an existing session from its stored offset instead of
+   * POSTing; `onProgress` learns the session and offset after each accepted step.
    */
-  async pushBlobChunked(repo: string, src: BlobSource, chunkSize: number): Promise<PushResult> {
-    let loc = await this.startUpload(repo);
+  async pushBlobChunked(
+    repo: string,
+    src: BlobSource,
+    chunkSize: number,
+    opts: { resume?: { location: string; offset: number }; onProgress?: (location: string, offset: number) => void } = {},
+  ): Promise<PushResult> {
+    let loc = opts.resume ? new URL(opts.resume.location, this.baseUrl).toString() : await this.startUpload(repo);
     const hash = crypto.createHash('sha256');
     const take = reader(src.stream());
-    for (let off = 0; off < src.size; off += chunkSize) {
+    let off = opts.resume?.offset ?? 0;
+    // Bytes already stored still count towards the digest.
+    for await (const b of take(off)) hash.update(b);
+    opts.onProgress?.(loc, off);
+    for (; off < src.size; off += chunkSize) {
       const n = Math.min(chunkSize, src.size - off);
       const body = Readable.from(
         (async function* () {
@@ -222,12 +233,23 @@ export class OciClient {
         body,
       );
       loc = this.location(r, 'PATCH');
+      opts.onProgress?.(loc, off + n);
     }
     const digest = 'sha256:' + hash.digest('hex');
     if (src.digest && src.digest !== digest) throw new Error(`source changed while streaming: ${src.digest} != ${digest}`);
     src.digest = digest;
     const r = await this.expect('PUT', withQuery(loc, 'digest', digest), 201, { 'Content-Length': 0 });
     return { status: r.status, digest, size: src.size, location: this.location(r, 'PUT blob') };
+  }
+
+  /** Upload session status: the stored byte count, or null when the session is unknown (404). */
+  async uploadOffset(location: string): Promise<number | null> {
+    const r = await this.request('GET', location);
+    if (r.status === 404) return null;
+    if (r.status !== 204) throw new HttpError('GET', location, r.status, r.body.toString());
+    const m = /^0-(\d+)$/.exec(String(r.headers.range ?? ''));
+    // "0-0" is what distribution reports for an empty session too.
+    return m ? (Number(m[1]) === 0 ? 0 : Number(m[1]) + 1) : 0;
   }
 
   /** Cross-repository mount; true when the registry answered 201 (mounted). */
