@@ -89,14 +89,20 @@ type SeedFile = [key: string, data: Buffer];
 const backends: Record<string, (kind: Kind, seed: Iterable<SeedFile>) => Promise<Managed & { cleanup(): void }>> = {
   async filesystem(kind, seed) {
     const root = fs.mkdtempSync(path.join(opt.dir!, `bench-${kind}-`));
-    for (const [key, data] of seed) {
-      fs.mkdirSync(path.dirname(path.join(root, key)), { recursive: true });
-      fs.writeFileSync(path.join(root, key), data);
+    const cleanup = () => fs.rmSync(root, { recursive: true, force: true });
+    try {
+      for (const [key, data] of seed) {
+        fs.mkdirSync(path.dirname(path.join(root, key)), { recursive: true });
+        fs.writeFileSync(path.join(root, key), data);
+      }
+      const env: Record<string, string> = {};
+      if (opt['cpu-prof']) env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${path.resolve(opt['cpu-prof'])}`;
+      const m = kind === 'berth' ? await startBerth({ root, env }) : await startDistribution({ root });
+      return Object.assign(m, { cleanup });
+    } catch (err) {
+      cleanup();
+      throw err;
     }
-    const env: Record<string, string> = {};
-    if (opt['cpu-prof']) env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${path.resolve(opt['cpu-prof'])}`;
-    const m = kind === 'berth' ? await startBerth({ root, env }) : await startDistribution({ root });
-    return Object.assign(m, { cleanup: () => fs.rmSync(root, { recursive: true, force: true }) });
   },
 };
 
