@@ -155,14 +155,14 @@ t.test('SIGKILL during concurrent pushes loses nothing acknowledged and serves n
     const tags = await c.tags(repo).catch((err) => (err instanceof HttpError && err.status === 404 ? [] : Promise.reject(err)));
     for (const tag of tags) {
       const r = await c.getManifest(repo, tag);
-      t.equal(r.status, 200, `${repo}:${tag} is served`);
+      listed++;
+      if (!t.equal(r.status, 200, `listed tag ${repo}:${tag} resolves`)) continue;
       t.equal(r.headers['docker-content-digest'], sha256(r.body), `${repo}:${tag} matches its digest`);
       const doc = JSON.parse(r.body.toString()) as { config: { digest: string }; layers: { digest: string }[] };
       for (const d of [doc.config, ...doc.layers]) {
         const got = await c.pullBlob(repo, d.digest);
         t.ok(got.status === 200 && got.digest === d.digest, `${repo}:${tag} references intact blob ${d.digest}`);
       }
-      listed++;
     }
   }
   t.equal(listed, tagged, 'the tag lists hold exactly the tags that resolve');
