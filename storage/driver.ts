@@ -78,7 +78,7 @@ export class PathNotFoundError extends Error {
 
 /** The backend could not be reached or timed out; the request may be retried later. */
 export class StorageUnavailableError extends Error {
-  constructor(message: string, readonly cause?: unknown) {
+  constructor(message: string, override readonly cause?: unknown) {
     super(message);
     this.name = 'StorageUnavailableError';
   }

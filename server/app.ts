@@ -1,0 +1,113 @@
+// The Koa application: request ids, the error table, /v2 routing to one
+// handler module per resource, and the health endpoints.
+import crypto from 'node:crypto';
+import Router from '@koa/router';
+import Koa from 'koa';
+import { err, RegistryError } from '../storage/errors';
+import type { ContentStore } from '../storage/store';
+import type { Config } from './config';
+import { allowAll, type Ctx, type Deps, type Resource, type State } from './context';
+import { errorBody, sendError, toRegistryError } from './errors';
+import type { Logger } from './log';
+import { base } from './routes/base';
+import { blobs } from './routes/blobs';
+import { catalog } from './routes/catalog';
+import { manifests } from './routes/manifests';
+import { matchRoute, type RouteKind } from './routes/match';
+import { referrers } from './routes/referrers';
+import { tags } from './routes/tags';
+import { uploads } from './routes/uploads';
+
+const RESOURCES: Record<RouteKind, Resource> = { base, catalog, blob: blobs, upload: uploads, manifest: manifests, tags, referrers };
+
+export interface AppOptions {
+  config: Config;
+  store: ContentStore;
+  logger: Logger;
+  /** False while draining or when storage is unreachable. */
+  ready: () => Promise<{ ok: boolean; reason?: string }>;
+  /** Optional auth middleware: checks ctx.state.route and sets ctx.state.auth. */
+  auth?: Koa.Middleware;
+}
+
+export function createApp(opts: AppOptions): Koa<State> {
+  const app = new Koa<State>();
+  const deps: Deps = { store: opts.store, config: opts.config };
+  const { logger } = opts;
+  const headers = opts.config.http.headers ?? {};
+  const readOnly = opts.config.storage.maintenance.readonly.enabled;
+
+  // Errors first, so everything below answers with the spec's JSON bodies.
+  app.use(async (ctx, next) => {
+    const started = process.hrtime.bigint();
+    ctx.state.requestId = ctx.get('X-Request-Id').slice(0, 128) || crypto.randomUUID();
+    ctx.state.log = {};
+    ctx.state.auth = allowAll;
+    ctx.set('X-Request-Id', ctx.state.requestId);
+    for (const [k, v] of Object.entries(headers)) ctx.set(k, v);
+    if (ctx.path.startsWith('/v2')) ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
+    try {
+      await next();
+    } catch (e) {
+      const re = toRegistryError(e);
+      if (re) {
+        sendError(ctx, re);
+      } else {
+        logger.error('request failed', { requestId: ctx.state.requestId, method: ctx.method, path: ctx.path, error: (e as Error)?.stack ?? String(e) });
+        ctx.status = 500;
+        ctx.type = 'application/json';
+        ctx.body = errorBody('UNKNOWN', 'internal error', { requestId: ctx.state.requestId });
+      }
+    } finally {
+      if (!opts.config.log.accesslog.disabled) {
+        logger.info('request', {
+          requestId: ctx.state.requestId,
+          method: ctx.method,
+          path: ctx.path,
+          status: ctx.status,
+          repository: ctx.state.route?.name,
+          digest: ctx.state.log.digest,
+          bytesIn: Number(ctx.get('Content-Length')) || undefined,
+          bytesOut: ctx.response.length,
+          ms: Number(process.hrtime.bigint() - started) / 1e6,
+        });
+      }
+    }
+  });
+
+  const health = new Router();
+  health.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+  health.get('/readyz', async (ctx) => {
+    const r = await opts.ready();
+    ctx.status = r.ok ? 200 : 503;
+    ctx.body = r.ok ? { status: 'ready' } : { status: 'not ready', reason: r.reason };
+  });
+  app.use(health.routes());
+
+  // /v2: match the route, check access (auth middleware), dispatch by method.
+  app.use(async (ctx, next) => {
+    if (!ctx.path.startsWith('/v2')) return;
+    const route = matchRoute(ctx.path);
+    if (!route) throw err('UNSUPPORTED', 'no such API endpoint', undefined, 404);
+    ctx.state.route = route;
+    if (route.name) ctx.state.log.repository = route.name;
+    await next();
+  });
+  if (opts.auth) app.use(opts.auth);
+  app.use(async (ctx) => {
+    const { kind } = ctx.state.route;
+    const handler = RESOURCES[kind][ctx.method as keyof Resource];
+    if (readOnly && handler && !['GET', 'HEAD'].includes(ctx.method)) {
+      throw err('UNSUPPORTED', 'the registry is in read-only mode (storage.maintenance.readonly)');
+    }
+    if (!handler) {
+      ctx.set('Allow', Object.keys(RESOURCES[kind]).join(', '));
+      throw new RegistryError('UNSUPPORTED', `${ctx.method} is not supported here`, undefined, 405);
+    }
+    (ctx as Ctx).deps = deps;
+    await handler(ctx as Ctx);
+  });
+  return app;
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env node
+// The berth command line: one binary, a sub-command per job.
+import fs from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { ConfigError, loadConfig, maskSecrets, type Config } from './config';
+import { createLogger } from './log';
+import { serve } from './serve';
+
+const USAGE = `usage: berth <command> [options]
+
+commands:
+  serve [--config FILE]        run the registry (config also as: serve FILE)
+  config check FILE            validate a config and print the effective settings (secrets masked)
+  --version                    print the version
+`;
+
+function version(): string {
+  const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '../../package.json'), 'utf8'));
+  return pkg.version;
+}
+
+/** --config FILE (or a bare FILE argument, distribution's style). */
+export function configArg(args: string[]): string | undefined {
+  const i = args.indexOf('--config');
+  if (i >= 0) {
+    if (!args[i + 1]) throw new ConfigError('--config needs a file');
+    return args[i + 1];
+  }
+  return args.find((a) => !a.startsWith('-')) ?? process.env.BERTH_CONFIG;
+}
+
+/** Load the config or exit 2 with a clear message. */
+export function loadOrExit(file: string | undefined): Config {
+  try {
+    const { config, warnings } = loadConfig(file);
+    for (const w of warnings) process.stderr.write(`berth: warning: ${w}\n`);
+    return config;
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`berth: configuration error: ${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+}
+
+async function cmdServe(args: string[]): Promise<void> {
+  const config = loadOrExit(configArg(args));
+  const logger = createLogger(config.log.level, { service: 'berth', ...config.log.fields });
+  const running = await serve(config, logger).catch((e) => {
+    logger.error('cannot start', { error: (e as Error).message });
+    process.exit(1);
+  });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('signal received', { signal });
+    running.shutdown().then(
+      () => process.exit(0),
+      (e) => {
+        logger.error('shutdown failed', { error: String(e) });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+function cmdConfig(args: string[]): void {
+  if (args[0] !== 'check' || !args[1]) {
+    process.stderr.write(USAGE);
+    process.exit(2);
+  }
+  const config = loadOrExit(args[1]);
+  process.stdout.write(`# ${args[1]}: valid\n${YAML.stringify(maskSecrets(config))}`);
+}
+
+const COMMANDS: Record<string, (args: string[]) => void | Promise<void>> = {
+  serve: cmdServe,
+  config: cmdConfig,
+};
+
+async function main(argv: string[]): Promise<void> {
+  const [cmd, ...args] = argv;
+  if (cmd === '--version' || cmd === 'version') {
+    process.stdout.write(`berth ${version()}\n`);
+    return;
+  }
+  const run = cmd ? COMMANDS[cmd] : undefined;
+  if (!run) {
+    process.stderr.write(USAGE);
+    process.exit(cmd === undefined || cmd === '--help' || cmd === '-h' ? 0 : 2);
+  }
+  await run(args);
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).catch((e) => {
+    process.stderr.write(`berth: ${(e as Error).message}\n`);
+    process.exit(1);
+  });
+}

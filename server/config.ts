@@ -1,0 +1,285 @@
+// Configuration: one typed object from a YAML/JSON file in the format of CNCF
+// distribution's config.yml, with REGISTRY_<PATH>_<KEY> environment overrides.
+// A declarative schema drives validation, defaults and the env mapping, so a
+// new section is one entry in SCHEMA plus its type in Config.
+import fs from 'node:fs';
+import YAML from 'yaml';
+
+export type Field =
+  | { kind: 'string'; default?: string; secret?: boolean; enum?: readonly string[] }
+  | { kind: 'int'; default?: number; min?: number }
+  | { kind: 'bool'; default?: boolean }
+  | { kind: 'duration'; default?: string } // Go syntax ("10s", "1h30m"); stored as milliseconds
+  | { kind: 'stringlist' }
+  | { kind: 'object'; fields: Record<string, Field> }
+  | { kind: 'map'; of: Field } // free-form keys
+  | { kind: 'list'; of: Field }
+  | { kind: 'ignored'; why: string }; // distribution keys we accept and do not use
+
+const str = (d?: string, extra: Partial<{ secret: boolean; enum: readonly string[] }> = {}): Field => ({ kind: 'string', default: d, ...extra });
+const int = (d?: number, min?: number): Field => ({ kind: 'int', default: d, min });
+const bool = (d?: boolean): Field => ({ kind: 'bool', default: d });
+const dur = (d?: string): Field => ({ kind: 'duration', default: d });
+const obj = (fields: Record<string, Field>): Field => ({ kind: 'object', fields });
+const ignored = (why: string): Field => ({ kind: 'ignored', why });
+
+/** Storage drivers; exactly one may be configured. */
+export const STORAGE_DRIVERS = ['filesystem', 's3'] as const;
+
+export const SCHEMA: Record<string, Field> = {
+  version: str('0.1'),
+  log: obj({
+    level: str('info', { enum: ['error', 'warn', 'info', 'debug'] }),
+    formatter: ignored('berth always logs JSON lines'),
+    fields: { kind: 'map', of: str() },
+    accesslog: obj({ disabled: bool(false) }),
+  }),
+  storage: obj({
+    filesystem: obj({ rootdirectory: str(), maxthreads: ignored('Node.js does file I/O on its own thread pool') }),
+    delete: obj({ enabled: bool(false) }),
+    redirect: obj({ disable: bool(false) }),
+    cache: obj({ blobdescriptor: ignored('berth keeps its own in-process caches'), blobdescriptorsize: ignored('berth keeps its own in-process caches') }),
+    maintenance: obj({
+      uploadpurging: obj({ enabled: bool(true), age: dur('168h'), interval: dur('24h'), dryrun: bool(false) }),
+      readonly: obj({ enabled: bool(false) }),
+    }),
+  }),
+  http: obj({
+    addr: str(':5000'),
+    net: str('tcp', { enum: ['tcp'] }),
+    host: str(),
+    secret: ignored('upload state lives in the store; there is nothing to sign'),
+    relativeurls: bool(false),
+    draintimeout: dur('30s'),
+    headers: { kind: 'map', of: { kind: 'stringlist' } },
+    tls: obj({ certificate: str(), key: str(), clientcas: { kind: 'stringlist' }, minimumtls: str() }),
+    debug: obj({ addr: str(), prometheus: obj({ enabled: bool(false), path: str('/metrics') }) }),
+    http2: ignored('berth serves HTTP/1.1'),
+  }),
+  health: obj({
+    storagedriver: ignored('/readyz checks the storage driver on every probe'),
+  }),
+  berth: obj({
+    // How long tag and link lookups are trusted before re-reading the store (other replicas may change them).
+    linkcachettl: dur('1s'),
+    manifestcachesize: int(64 * 1024 * 1024, 0),
+  }),
+};
+
+export interface Config {
+  version: string;
+  log: { level: 'error' | 'warn' | 'info' | 'debug'; fields?: Record<string, string>; accesslog: { disabled: boolean } };
+  storage: {
+    filesystem?: { rootdirectory: string };
+    s3?: Record<string, unknown>;
+    delete: { enabled: boolean };
+    redirect: { disable: boolean };
+    maintenance: {
+      uploadpurging: { enabled: boolean; age: number; interval: number; dryrun: boolean };
+      readonly: { enabled: boolean };
+    };
+  };
+  http: {
+    addr: string;
+    net: 'tcp';
+    host?: string;
+    relativeurls: boolean;
+    draintimeout: number;
+    headers?: Record<string, string[]>;
+    tls: { certificate?: string; key?: string; clientcas?: string[]; minimumtls?: string };
+    debug: { addr?: string; prometheus: { enabled: boolean; path: string } };
+  };
+  health: Record<string, never>;
+  berth: { linkcachettl: number; manifestcachesize: number };
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Parse a Go duration ("1h30m", "500ms") to milliseconds. Bare numbers are Go's nanoseconds. */
+export function parseDuration(v: unknown, where: string): number {
+  if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return v / 1e6;
+  if (typeof v !== 'string' || !/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$|^0$/.test(v.trim())) {
+    throw new ConfigError(`${where}: "${String(v)}" is not a duration (e.g. 30s, 10m, 24h)`);
+  }
+  let ms = 0;
+  for (const m of v.trim().matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) ms += Number(m[1]) * UNITS[m[2]];
+  return ms;
+}
+
+function coerce(field: Field, value: unknown, where: string, warnings: string[]): unknown {
+  switch (field.kind) {
+    case 'ignored':
+      warnings.push(`${where} is accepted for compatibility with distribution but not used: ${field.why}`);
+      return undefined;
+    case 'string':
+      if (typeof value === 'number' || typeof value === 'boolean') value = String(value);
+      if (typeof value !== 'string') throw new ConfigError(`${where} must be a string`);
+      if (field.enum && !field.enum.includes(value)) throw new ConfigError(`${where} must be one of ${field.enum.join(', ')} (got "${value}")`);
+      return value;
+    case 'int': {
+      const n = typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
+      if (typeof n !== 'number' || !Number.isInteger(n)) throw new ConfigError(`${where} must be an integer`);
+      if (field.min !== undefined && n < field.min) throw new ConfigError(`${where} must be at least ${field.min}`);
+      return n;
+    }
+    case 'bool':
+      if (value === 'true' || value === true) return true;
+      if (value === 'false' || value === false) return false;
+      throw new ConfigError(`${where} must be true or false`);
+    case 'duration':
+      return parseDuration(value, where);
+    case 'stringlist':
+      if (typeof value === 'string') return [value];
+      if (!Array.isArray(value) || value.some((x) => typeof x !== 'string')) throw new ConfigError(`${where} must be a list of strings`);
+      return value;
+    case 'list':
+      if (!Array.isArray(value)) throw new ConfigError(`${where} must be a list`);
+      return value.map((x, i) => coerce(field.of, x, `${where}[${i}]`, warnings));
+    case 'map': {
+      if (!value || typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`${where} must be a mapping`);
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(value)) out[k] = coerce(field.of, v, `${where}.${k}`, warnings);
+      return out;
+    }
+    case 'object': {
+      if (value === null || value === undefined || value === '') value = {};
+      if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`${where} must be a mapping`);
+      return coerceObject(field.fields, value as Record<string, unknown>, where, warnings);
+    }
+  }
+}
+
+function coerceObject(fields: Record<string, Field>, value: Record<string, unknown>, where: string, warnings: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    const key = k.toLowerCase();
+    const f = fields[key];
+    const path = where ? `${where}.${key}` : key;
+    if (!f) {
+      const known = Object.keys(fields).join(', ');
+      throw new ConfigError(`unknown configuration key "${path}"${known ? ` (known keys here: ${known})` : ''}`);
+    }
+    const c = coerce(f, v, path, warnings);
+    if (c !== undefined) out[key] = c;
+  }
+  return out;
+}
+
+/** Fill in defaults for every object (present or not) and every scalar with a default. */
+function applyDefaults(fields: Record<string, Field>, value: Record<string, unknown>, skip: (path: string) => boolean, where = ''): void {
+  for (const [k, f] of Object.entries(fields)) {
+    const path = where ? `${where}.${k}` : k;
+    if (skip(path)) continue;
+    if (f.kind === 'object') {
+      const child = (value[k] ?? {}) as Record<string, unknown>;
+      applyDefaults(f.fields, child, skip, path);
+      value[k] = child;
+    } else if (value[k] === undefined && 'default' in f && f.default !== undefined) {
+      value[k] = f.kind === 'duration' ? parseDuration(f.default, path) : f.default;
+    }
+  }
+}
+
+function setPath(target: Record<string, unknown>, keys: string[], v: unknown): void {
+  let o = target;
+  for (const k of keys.slice(0, -1)) {
+    if (!o[k] || typeof o[k] !== 'object') o[k] = {};
+    o = o[k] as Record<string, unknown>;
+  }
+  o[keys[keys.length - 1]] = v;
+}
+
+/** Map REGISTRY_A_B_C onto schema keys, matching greedily so keys containing '_' work too. */
+function envPath(fields: Record<string, Field>, parts: string[]): { keys: string[]; field: Field } | undefined {
+  for (let n = parts.length; n >= 1; n--) {
+    const key = parts.slice(0, n).join('_').toLowerCase();
+    const f = fields[key];
+    if (!f) continue;
+    if (n === parts.length) return { keys: [key], field: f };
+    if (f.kind === 'object') {
+      const rest = envPath(f.fields, parts.slice(n));
+      if (rest) return { keys: [key, ...rest.keys], field: rest.field };
+    }
+    if (f.kind === 'map') return { keys: [key, parts.slice(n).join('_').toLowerCase()], field: f.of };
+  }
+  return undefined;
+}
+
+export interface LoadedConfig {
+  config: Config;
+  warnings: string[];
+}
+
+export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  let raw: Record<string, unknown> = {};
+  if (file) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new ConfigError(`cannot read config file ${file}: ${(e as Error).message}`);
+    }
+    try {
+      raw = (YAML.parse(text) ?? {}) as Record<string, unknown>;
+    } catch (e) {
+      throw new ConfigError(`config file ${file} is not valid YAML/JSON: ${(e as Error).message}`);
+    }
+    if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`config file ${file} must hold a mapping`);
+  }
+  return fromObject(raw, env);
+}
+
+export function fromObject(raw: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const warnings: string[] = [];
+  const config = coerceObject(SCHEMA, raw, '', warnings);
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('REGISTRY_') || value === undefined) continue;
+    const found = envPath(SCHEMA, name.slice('REGISTRY_'.length).split('_'));
+    if (!found) throw new ConfigError(`environment variable ${name} does not name a configuration key`);
+    const where = `${name} (${found.keys.join('.')})`;
+    let v: unknown = value;
+    if (found.field.kind === 'object' || found.field.kind === 'map' || found.field.kind === 'list') v = YAML.parse(value);
+    const c = coerce(found.field, v, where, warnings);
+    if (c !== undefined) setPath(config, found.keys, c);
+  }
+  const storage = (config.storage ?? {}) as Record<string, unknown>;
+  const drivers = STORAGE_DRIVERS.filter((d) => storage[d] !== undefined);
+  if (drivers.length > 1) {
+    throw new ConfigError(`storage: only one storage driver may be configured, found ${drivers.join(' and ')}`);
+  }
+  if (drivers.length === 0) storage.filesystem = { rootdirectory: './data' };
+  config.storage = storage;
+  // Defaults for drivers apply only to the one that is configured.
+  applyDefaults(SCHEMA, config, (p) => STORAGE_DRIVERS.some((d) => p === `storage.${d}` && storage[d] === undefined));
+  const fsConf = storage.filesystem as { rootdirectory?: string } | undefined;
+  if (fsConf && !fsConf.rootdirectory) throw new ConfigError('storage.filesystem.rootdirectory is required');
+  return { config: config as unknown as Config, warnings };
+}
+
+/** The effective settings with secrets masked, for `berth config check`. */
+export function maskSecrets(value: unknown, fields: Record<string, Field> = SCHEMA): unknown {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    const f = fields[k];
+    if (f?.kind === 'string' && f.secret && v) out[k] = '********';
+    else if (f?.kind === 'object') out[k] = maskSecrets(v, f.fields);
+    else out[k] = v;
+  }
+  return out;
+}
+
+/** Split "host:port" / ":port" into what net.Server.listen takes. */
+export function parseAddr(addr: string): { host?: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(addr.trim());
+  if (!m) throw new ConfigError(`http.addr "${addr}" must be HOST:PORT or :PORT`);
+  const host = m[1] ?? m[2];
+  return { host: host || undefined, port: Number(m[3]) };
+}

@@ -1,0 +1,25 @@
+// Structured JSON logs, one object per line, filtered by log.level.
+export type Level = 'error' | 'warn' | 'info' | 'debug';
+const ORDER: Record<Level, number> = { error: 0, warn: 1, info: 2, debug: 3 };
+
+export interface Logger {
+  error(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  child(fields: Record<string, unknown>): Logger;
+}
+
+export function createLogger(level: Level, base: Record<string, unknown> = {}, out: NodeJS.WritableStream = process.stderr): Logger {
+  const emit = (l: Level, msg: string, fields?: Record<string, unknown>) => {
+    if (ORDER[l] > ORDER[level]) return;
+    out.write(JSON.stringify({ time: new Date().toISOString(), level: l, msg, ...base, ...fields }) + '\n');
+  };
+  return {
+    error: (m, f) => emit('error', m, f),
+    warn: (m, f) => emit('warn', m, f),
+    info: (m, f) => emit('info', m, f),
+    debug: (m, f) => emit('debug', m, f),
+    child: (f) => createLogger(level, { ...base, ...f }, out),
+  };
+}

@@ -1,0 +1,70 @@
+// /v2/<name>/manifests/<reference>: manifests by tag or digest. Stored bytes
+// are served unchanged; PUT bodies are read up to the size limit only.
+import { err } from '../../storage/errors';
+import { MAX_MANIFEST_SIZE } from '../../storage/manifest';
+import type { Ctx, Resource } from '../context';
+import { empty, urlFor } from './util';
+
+/** Does the Accept header admit mediaType? No header, or a wildcard, admits everything. */
+export function accepts(accept: string, mediaType: string): boolean {
+  if (!accept.trim()) return true;
+  return accept
+    .split(',')
+    .map((a) => a.split(';')[0].trim().toLowerCase())
+    .some((a) => a === '*/*' || a === 'application/*' || a === mediaType || a === '');
+}
+
+async function readBody(ctx: Ctx, limit: number): Promise<Buffer> {
+  const declared = Number(ctx.get('Content-Length') || 0);
+  if (declared > limit) throw err('SIZE_INVALID', `manifest exceeds ${limit} bytes`, { size: declared }, 413);
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+    n += chunk.length;
+    if (n > limit) throw err('SIZE_INVALID', `manifest exceeds ${limit} bytes`, undefined, 413);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+async function serve(ctx: Ctx, withBody: boolean): Promise<void> {
+  const { name, reference } = ctx.state.route;
+  const m = await ctx.deps.store.getManifest(name!, reference!);
+  ctx.state.log.digest = m.digest;
+  const accept = ctx.get('Accept');
+  if (!accepts(accept, m.mediaType)) {
+    throw err('MANIFEST_UNKNOWN', `manifest is a ${m.mediaType}, which the Accept header does not admit`, { mediaType: m.mediaType });
+  }
+  ctx.status = 200;
+  ctx.set('Docker-Content-Digest', m.digest);
+  ctx.set('ETag', `"${m.digest}"`);
+  ctx.type = m.mediaType;
+  if (ctx.get('If-None-Match') === `"${m.digest}"`) {
+    ctx.status = 304;
+    return;
+  }
+  if (withBody) ctx.body = m.bytes;
+  ctx.length = m.bytes.length;
+}
+
+export const manifests: Resource = {
+  GET: (ctx) => serve(ctx, true),
+  HEAD: (ctx) => serve(ctx, false),
+
+  async PUT(ctx) {
+    const { name, reference } = ctx.state.route;
+    const bytes = await readBody(ctx, MAX_MANIFEST_SIZE);
+    const r = await ctx.deps.store.putManifest(name!, reference!, bytes, ctx.get('Content-Type') || undefined);
+    ctx.state.log.digest = r.digest;
+    empty(ctx, 201);
+    ctx.set('Location', urlFor(ctx, `/v2/${name}/manifests/${r.digest}`));
+    ctx.set('Docker-Content-Digest', r.digest);
+    if (r.subject) ctx.set('OCI-Subject', r.subject);
+  },
+
+  async DELETE(ctx) {
+    const { name, reference } = ctx.state.route;
+    await ctx.deps.store.deleteManifest(name!, reference!);
+    empty(ctx, 202);
+  },
+};

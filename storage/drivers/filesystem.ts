@@ -1,0 +1,241 @@
+// The filesystem driver: keys map to files under a root directory. Atomic
+// replacement is write-to-temp + fsync + rename in the same directory.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import {
+  InvalidOffsetError,
+  PathNotFoundError,
+  type FileInfo,
+  type FileWriter,
+  type ListPage,
+  type StorageDriver,
+} from '../driver';
+
+export interface FilesystemOptions {
+  rootdirectory: string;
+}
+
+// Small appends are gathered into one write() of up to this many bytes.
+const WRITE_BATCH = 1 << 20;
+
+function notFound(e: unknown, p: string): never {
+  if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') {
+    throw new PathNotFoundError(p);
+  }
+  throw e;
+}
+
+export class FilesystemDriver implements StorageDriver {
+  readonly name = 'filesystem';
+  private readonly root: string;
+
+  constructor(opts: FilesystemOptions) {
+    this.root = path.resolve(opts.rootdirectory);
+    fs.mkdirSync(this.root, { recursive: true });
+  }
+
+  private full(p: string): string {
+    if (!p.startsWith('/') || p.split('/').some((c) => c === '..' || c === '.')) {
+      throw new Error(`invalid storage path ${JSON.stringify(p)}`);
+    }
+    return path.join(this.root, p);
+  }
+
+  async getContent(p: string): Promise<Buffer> {
+    try {
+      return await fsp.readFile(this.full(p));
+    } catch (e) {
+      notFound(e, p);
+    }
+  }
+
+  async putContent(p: string, content: Buffer): Promise<void> {
+    const file = this.full(p);
+    await fsp.mkdir(path.dirname(file), { recursive: true });
+    const tmp = `${file}.tmp-${crypto.randomBytes(6).toString('hex')}`;
+    const fh = await fsp.open(tmp, 'w');
+    try {
+      await fh.writeFile(content);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    try {
+      await fsp.rename(tmp, file);
+    } catch (e) {
+      await fsp.rm(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  async reader(p: string, offset = 0, end?: number): Promise<Readable> {
+    const file = this.full(p);
+    let size: number;
+    try {
+      size = (await fsp.stat(file)).size;
+    } catch (e) {
+      notFound(e, p);
+    }
+    const stop = end ?? size;
+    if (offset < 0 || offset > size || stop > size || stop < offset) throw new InvalidOffsetError(p, offset);
+    if (stop === offset) return fs.createReadStream(file, { start: 0, end: -1 });
+    return fs.createReadStream(file, { start: offset, end: stop - 1, highWaterMark: 256 * 1024 });
+  }
+
+  async writer(p: string, append: boolean): Promise<FileWriter> {
+    const file = this.full(p);
+    await fsp.mkdir(path.dirname(file), { recursive: true });
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(file, append ? 'a' : 'w');
+    } catch (e) {
+      notFound(e, p);
+    }
+    const size = (await fh.stat()).size;
+    return new FilesystemWriter(fh, file, size);
+  }
+
+  async stat(p: string): Promise<FileInfo> {
+    try {
+      const st = await fsp.stat(this.full(p));
+      return { path: p, size: st.isDirectory() ? 0 : st.size, modTime: st.mtime, isDir: st.isDirectory() };
+    } catch (e) {
+      notFound(e, p);
+    }
+  }
+
+  async list(p: string): Promise<string[]> {
+    try {
+      const names = await fsp.readdir(this.full(p));
+      return names.filter((n) => !n.includes('.tmp-')).sort();
+    } catch (e) {
+      notFound(e, p);
+    }
+  }
+
+  async listPage(p: string, after: string | undefined, limit: number): Promise<ListPage> {
+    const all = await this.list(p);
+    const start = after === undefined ? 0 : upperBound(all, after);
+    const names = all.slice(start, start + limit);
+    return start + limit < all.length ? { names, next: names[names.length - 1] } : { names };
+  }
+
+  async move(src: string, dst: string): Promise<void> {
+    const to = this.full(dst);
+    await fsp.mkdir(path.dirname(to), { recursive: true });
+    try {
+      await fsp.rename(this.full(src), to);
+    } catch (e) {
+      notFound(e, src);
+    }
+  }
+
+  async delete(p: string): Promise<void> {
+    const file = this.full(p);
+    try {
+      await fsp.lstat(file);
+    } catch (e) {
+      notFound(e, p);
+    }
+    await fsp.rm(file, { recursive: true, force: true });
+  }
+
+  async walk(p: string, fn: (info: FileInfo) => Promise<void | 'skip'> | void | 'skip'): Promise<void> {
+    const names = await this.list(p);
+    for (const n of names) {
+      const child = p === '/' ? `/${n}` : `${p}/${n}`;
+      let info: FileInfo;
+      try {
+        info = await this.stat(child);
+      } catch (e) {
+        if (e instanceof PathNotFoundError) continue; // removed while we walked
+        throw e;
+      }
+      const r = await fn(info);
+      if (info.isDir && r !== 'skip') {
+        try {
+          await this.walk(child, fn);
+        } catch (e) {
+          if (!(e instanceof PathNotFoundError)) throw e;
+        }
+      }
+    }
+  }
+
+  async redirectURL(): Promise<string | undefined> {
+    return undefined;
+  }
+
+  async healthCheck(): Promise<void> {
+    await fsp.access(this.root, fs.constants.R_OK | fs.constants.W_OK);
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** Index of the first element greater than key in a sorted array. */
+function upperBound(sorted: string[], key: string): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid] <= key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+class FilesystemWriter implements FileWriter {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private closed = false;
+
+  constructor(
+    private readonly fh: fsp.FileHandle,
+    private readonly file: string,
+    public size: number,
+  ) {}
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this.closed) throw new Error('writer is closed');
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    this.size += chunk.length;
+    if (this.pendingBytes >= WRITE_BATCH) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    if (!this.pendingBytes) return;
+    const bufs = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    // writev takes at most IOV_MAX buffers; many tiny chunks are joined first.
+    await this.fh.writev(bufs.length > 256 ? [Buffer.concat(bufs)] : bufs);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await this.flush();
+    } finally {
+      await this.fh.close();
+    }
+  }
+
+  async commit(): Promise<void> {
+    await this.flush();
+    await this.fh.sync();
+    await this.close();
+  }
+
+  async cancel(): Promise<void> {
+    this.pending = [];
+    this.pendingBytes = 0;
+    await this.close();
+    await fsp.rm(this.file, { force: true });
+  }
+}

@@ -1,0 +1,410 @@
+// The content store: blobs stored once by digest, repositories that link to
+// them, manifests, tags, referrers and the catalog. It knows nothing of HTTP;
+// failures are RegistryErrors with the spec's codes.
+import { LRUCache } from 'lru-cache';
+import type { Readable } from 'node:stream';
+import { digestOf, parseDigest, type Digest } from './digest';
+import { isNotFound, type StorageDriver } from './driver';
+import { err } from './errors';
+import { MAX_MANIFEST_SIZE, parseManifest, type Descriptor } from './manifest';
+import { checkName, checkTag, isValidName } from './names';
+import { paths } from './paths';
+import { isRepository, listOrEmpty, repositoryNames } from './repositories';
+import { UploadManager } from './uploads';
+
+export interface StoreOptions {
+  deleteEnabled: boolean;
+  /** Serve blobs by redirecting to the driver's URLs (S3 presigned) when it has them. */
+  redirect: boolean;
+  /** How long facts another replica may change (tags, links) are trusted, in ms. */
+  linkCacheTtlMs: number;
+  /** Bytes of manifest content kept in memory (immutable by digest). */
+  manifestCacheBytes: number;
+}
+
+export const defaultStoreOptions: StoreOptions = {
+  deleteEnabled: false,
+  redirect: true,
+  linkCacheTtlMs: 1000,
+  manifestCacheBytes: 64 * 1024 * 1024,
+};
+
+export interface BlobInfo {
+  digest: string;
+  size: number;
+}
+
+export interface ManifestContent {
+  digest: string;
+  mediaType: string;
+  bytes: Buffer;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** More items follow this one when set. */
+  last?: string;
+}
+
+export interface PutManifestResult {
+  digest: string;
+  subject?: string;
+}
+
+const CATALOG_TTL_MS = 2000;
+
+export class ContentStore {
+  readonly uploads: UploadManager;
+  private readonly opts: StoreOptions;
+  // Content by digest never changes: cache it freely.
+  private readonly manifests: LRUCache<string, ManifestContent>;
+  private readonly blobSizes = new LRUCache<string, number>({ max: 100_000 });
+  // Facts another replica can change: cached briefly.
+  private readonly links: LRUCache<string, string>;
+  private catalog?: { at: number; names: Promise<string[]> };
+
+  constructor(
+    readonly driver: StorageDriver,
+    opts: Partial<StoreOptions> = {},
+  ) {
+    this.opts = { ...defaultStoreOptions, ...opts };
+    this.manifests = new LRUCache({
+      maxSize: this.opts.manifestCacheBytes,
+      sizeCalculation: (m) => m.bytes.length + 256,
+    });
+    this.links = new LRUCache({ max: 100_000, ttl: Math.max(1, this.opts.linkCacheTtlMs) });
+    this.uploads = new UploadManager(driver, (repo, d, size) => this.commitBlob(repo, d, size));
+  }
+
+  get deleteEnabled(): boolean {
+    return this.opts.deleteEnabled;
+  }
+
+  // ---- links -------------------------------------------------------------
+
+  /** The digest a link file points to, or undefined when it is missing. */
+  private async readLink(path: string): Promise<string | undefined> {
+    const cached = this.links.get(path);
+    if (cached !== undefined) return cached || undefined;
+    try {
+      const target = (await this.driver.getContent(path)).toString('utf8').trim();
+      this.links.set(path, target);
+      return target;
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+      this.links.set(path, '');
+      return undefined;
+    }
+  }
+
+  private async writeLink(path: string, d: Digest): Promise<void> {
+    if ((await this.readLinkFresh(path)) === d.value) return;
+    await this.driver.putContent(path, Buffer.from(d.value));
+    this.links.set(path, d.value);
+    this.catalog = undefined; // the link may have created a repository
+  }
+
+  private async readLinkFresh(path: string): Promise<string | undefined> {
+    this.links.delete(path);
+    return this.readLink(path);
+  }
+
+  private async deletePath(path: string): Promise<boolean> {
+    // Deletes are rare: forget every cached link under the deleted tree.
+    for (const k of this.links.keys()) if (k === path || k.startsWith(`${path}/`)) this.links.delete(k);
+    try {
+      await this.driver.delete(path);
+      return true;
+    } catch (e) {
+      if (isNotFound(e)) return false;
+      throw e;
+    }
+  }
+
+  // ---- blobs -------------------------------------------------------------
+
+  /** Size of the stored blob, or undefined if the store does not hold it. */
+  async globalBlobSize(d: Digest): Promise<number | undefined> {
+    const cached = this.blobSizes.get(d.value);
+    if (cached !== undefined) return cached;
+    try {
+      const info = await this.driver.stat(paths.blobData(d));
+      this.blobSizes.set(d.value, info.size);
+      return info.size;
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  /** The blob as repository `repo` sees it; BLOB_UNKNOWN unless the repository links it. */
+  async statBlob(repo: string, digest: string): Promise<BlobInfo> {
+    checkName(repo);
+    const d = parseDigest(digest);
+    const linked = await this.readLink(paths.layerLink(repo, d));
+    const size = linked === d.value ? await this.globalBlobSize(d) : undefined;
+    if (size === undefined) {
+      // A manifest is also readable as a blob of its repository.
+      if (!linked && (await this.readLink(paths.revisionLink(repo, d))) === d.value) {
+        const m = await this.loadManifest(d);
+        return { digest: d.value, size: m.bytes.length };
+      }
+      throw err('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
+    }
+    return { digest: d.value, size };
+  }
+
+  async readBlob(repo: string, digest: string, start?: number, end?: number): Promise<Readable> {
+    await this.statBlob(repo, digest);
+    return this.driver.reader(paths.blobData(parseDigest(digest)), start, end);
+  }
+
+  async blobRedirect(repo: string, digest: string, method: 'GET' | 'HEAD'): Promise<string | undefined> {
+    if (!this.opts.redirect) return undefined;
+    return this.driver.redirectURL(paths.blobData(parseDigest(digest)), method);
+  }
+
+  /** Unlink a blob from a repository (the data stays until GC finds it unreferenced). */
+  async deleteBlob(repo: string, digest: string): Promise<void> {
+    this.checkDelete();
+    checkName(repo);
+    const d = parseDigest(digest);
+    if (!(await this.deletePath(paths.layerLinkDir(repo, d)))) {
+      throw err('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
+    }
+  }
+
+  /** Link an existing blob into a repository; false when the store does not hold it. */
+  async linkBlob(repo: string, d: Digest): Promise<boolean> {
+    if ((await this.globalBlobSize(d)) === undefined) return false;
+    await this.writeLink(paths.layerLink(repo, d), d);
+    return true;
+  }
+
+  /**
+   * Cross-repository mount. With `from`, the blob must be linked there; without
+   * it, any repository accepted by `mayRead` that links it will do.
+   */
+  async mountBlob(repo: string, digest: string, from: string | undefined, mayRead: (name: string) => boolean): Promise<BlobInfo | undefined> {
+    checkName(repo);
+    const d = parseDigest(digest);
+    let source: string | undefined;
+    if (from !== undefined) {
+      if (isValidName(from) && mayRead(from) && (await this.readLink(paths.layerLink(from, d))) === d.value) source = from;
+    } else {
+      source = await this.findLinkingRepository(d, mayRead);
+    }
+    if (source === undefined || !(await this.linkBlob(repo, d))) return undefined;
+    return { digest: d.value, size: (await this.globalBlobSize(d))! };
+  }
+
+  private async findLinkingRepository(d: Digest, mayRead: (name: string) => boolean): Promise<string | undefined> {
+    if ((await this.globalBlobSize(d)) === undefined) return undefined;
+    for (const name of await repositoryNames(this.driver, (c) => c.includes('_layers'))) {
+      if (mayRead(name) && (await this.readLink(paths.layerLink(name, d))) === d.value) return name;
+    }
+    return undefined;
+  }
+
+  /** Called by uploads once data at `src` is complete and verified. */
+  private async commitBlob(repo: string, d: Digest, size: number): Promise<void> {
+    this.blobSizes.set(d.value, size);
+    await this.writeLink(paths.layerLink(repo, d), d);
+  }
+
+  // ---- manifests ---------------------------------------------------------
+
+  private async loadManifest(d: Digest): Promise<ManifestContent> {
+    const cached = this.manifests.get(d.value);
+    if (cached) return cached;
+    let bytes: Buffer;
+    try {
+      bytes = await this.driver.getContent(paths.blobData(d));
+    } catch (e) {
+      if (isNotFound(e)) throw err('MANIFEST_UNKNOWN', 'manifest unknown', { digest: d.value });
+      throw e;
+    }
+    let mediaType: string;
+    try {
+      mediaType = parseManifest(bytes, undefined).mediaType;
+    } catch {
+      // Stored by another registry with a type we do not validate: serve as-is.
+      const t = JSON.parse(bytes.toString('utf8'))?.mediaType;
+      mediaType = typeof t === 'string' ? t : 'application/octet-stream';
+    }
+    const m = { digest: d.value, mediaType, bytes };
+    this.manifests.set(d.value, m);
+    return m;
+  }
+
+  /** Resolve a tag or digest reference to a digest the repository holds. */
+  private async resolve(repo: string, reference: string): Promise<Digest> {
+    checkName(repo);
+    if (reference.includes(':')) {
+      const d = parseDigest(reference);
+      if ((await this.readLink(paths.revisionLink(repo, d))) !== d.value) {
+        throw err('MANIFEST_UNKNOWN', 'manifest unknown', { name: repo, reference });
+      }
+      return d;
+    }
+    checkTag(reference);
+    const target = await this.readLink(paths.tagCurrentLink(repo, reference));
+    if (!target) throw err('MANIFEST_UNKNOWN', 'manifest unknown', { name: repo, reference });
+    return parseDigest(target);
+  }
+
+  async getManifest(repo: string, reference: string): Promise<ManifestContent> {
+    return this.loadManifest(await this.resolve(repo, reference));
+  }
+
+  async putManifest(repo: string, reference: string, bytes: Buffer, contentType: string | undefined): Promise<PutManifestResult> {
+    checkName(repo);
+    const isDigest = reference.includes(':');
+    const refDigest = isDigest ? parseDigest(reference) : undefined;
+    if (!isDigest) checkTag(reference);
+    if (bytes.length > MAX_MANIFEST_SIZE) {
+      throw err('SIZE_INVALID', `manifest exceeds ${MAX_MANIFEST_SIZE} bytes`, { size: bytes.length }, 413);
+    }
+    const d = parseDigest(digestOf(bytes, refDigest?.algorithm ?? 'sha256'));
+    if (refDigest && refDigest.value !== d.value) {
+      throw err('DIGEST_INVALID', 'manifest digest does not match the reference', { expected: reference, actual: d.value });
+    }
+    const parsed = parseManifest(bytes, contentType);
+    const missingBlobs = await this.missing(parsed.blobs, (x) => this.readLink(paths.layerLink(repo, x)));
+    if (missingBlobs.length) {
+      throw err('MANIFEST_BLOB_UNKNOWN', 'manifest references blobs unknown to the repository', { digests: missingBlobs });
+    }
+    const missingChildren = await this.missing(parsed.manifests, (x) => this.readLink(paths.revisionLink(repo, x)));
+    if (missingChildren.length) {
+      throw err('MANIFEST_BLOB_UNKNOWN', 'index references manifests unknown to the repository', { digests: missingChildren });
+    }
+    // Content first, then the links that make it visible.
+    if ((await this.globalBlobSize(d)) === undefined) {
+      await this.driver.putContent(paths.blobData(d), bytes);
+      this.blobSizes.set(d.value, bytes.length);
+    }
+    this.manifests.set(d.value, { digest: d.value, mediaType: parsed.mediaType, bytes });
+    await this.writeLink(paths.revisionLink(repo, d), d);
+    if (parsed.subject) {
+      await this.writeLink(paths.referrerLink(repo, parseDigest(parsed.subject.digest), d), d);
+    }
+    if (!isDigest) await this.tag(repo, reference, d);
+    return { digest: d.value, subject: parsed.subject?.digest };
+  }
+
+  private async missing(digests: Digest[], link: (d: Digest) => Promise<string | undefined>): Promise<string[]> {
+    const seen = new Set<string>();
+    const out: string[] = [];
+    await Promise.all(
+      digests.map(async (x) => {
+        if (seen.has(x.value)) return;
+        seen.add(x.value);
+        if ((await link(x)) !== x.value) out.push(x.value);
+      }),
+    );
+    return out;
+  }
+
+  private async tag(repo: string, tag: string, d: Digest): Promise<void> {
+    await this.writeLink(paths.tagIndexLink(repo, tag, d), d);
+    await this.driver.putContent(paths.tagCurrentLink(repo, tag), Buffer.from(d.value));
+    this.links.set(paths.tagCurrentLink(repo, tag), d.value);
+  }
+
+  /** By tag: remove the tag only. By digest: remove the manifest and every tag pointing at it. */
+  async deleteManifest(repo: string, reference: string): Promise<void> {
+    this.checkDelete();
+    const d = await this.resolve(repo, reference);
+    if (!reference.includes(':')) {
+      await this.deletePath(paths.tagDir(repo, reference));
+      return;
+    }
+    for (const tag of await listOrEmpty(this.driver, paths.tagsRoot(repo))) {
+      if ((await this.readLinkFresh(paths.tagCurrentLink(repo, tag))) === d.value) {
+        await this.deletePath(paths.tagDir(repo, tag));
+      }
+    }
+    let subject: string | undefined;
+    try {
+      subject = parseManifest((await this.loadManifest(d)).bytes, undefined).subject?.digest;
+    } catch {
+      subject = undefined;
+    }
+    await this.deletePath(paths.revisionDir(repo, d));
+    if (subject) await this.deletePath(paths.referrerLink(repo, parseDigest(subject), d).replace(/\/link$/, ''));
+  }
+
+  private checkDelete(): void {
+    if (!this.opts.deleteEnabled) throw err('UNSUPPORTED', 'deletes are disabled on this registry');
+  }
+
+  // ---- listings ----------------------------------------------------------
+
+  async listTags(repo: string, last: string | undefined, n: number): Promise<Page<string>> {
+    checkName(repo);
+    let page;
+    try {
+      page = await this.driver.listPage(paths.tagsRoot(repo), last, n);
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+      if (!(await this.repositoryExists(repo))) throw err('NAME_UNKNOWN', 'repository name not known to registry', { name: repo });
+      return { items: [] };
+    }
+    return { items: page.names, last: page.next };
+  }
+
+  async repositoryExists(repo: string): Promise<boolean> {
+    return isRepository(await listOrEmpty(this.driver, paths.repository(repo)));
+  }
+
+  /** Referrers of a manifest: descriptors of the manifests whose subject it is. */
+  async referrers(repo: string, digest: string, artifactType?: string): Promise<Descriptor[]> {
+    checkName(repo);
+    const subject = parseDigest(digest);
+    const out: Descriptor[] = [];
+    for (const alg of await listOrEmpty(this.driver, paths.referrersDir(repo, subject))) {
+      for (const hex of await listOrEmpty(this.driver, `${paths.referrersDir(repo, subject)}/${alg}`)) {
+        let d: Digest;
+        try {
+          d = parseDigest(`${alg}:${hex}`);
+        } catch {
+          continue;
+        }
+        if ((await this.readLink(paths.revisionLink(repo, d))) !== d.value) continue;
+        const m = await this.loadManifest(d);
+        let parsed;
+        try {
+          parsed = parseManifest(m.bytes, undefined);
+        } catch {
+          continue;
+        }
+        if (artifactType && parsed.artifactType !== artifactType) continue;
+        const desc: Descriptor = { mediaType: m.mediaType, digest: d.value, size: m.bytes.length };
+        if (parsed.artifactType) desc.artifactType = parsed.artifactType;
+        if (parsed.annotations) desc.annotations = parsed.annotations;
+        out.push(desc);
+      }
+    }
+    return out;
+  }
+
+  /** Every repository, sorted; cached briefly for paging. */
+  async allRepositories(fresh = false): Promise<string[]> {
+    const now = Date.now();
+    if (!fresh && this.catalog && now - this.catalog.at < CATALOG_TTL_MS) return this.catalog.names;
+    const names = repositoryNames(this.driver);
+    this.catalog = { at: now, names };
+    names.catch(() => (this.catalog = undefined));
+    return names;
+  }
+
+  async catalogPage(last: string | undefined, n: number, mayList: (name: string) => boolean): Promise<Page<string>> {
+    const all = (await this.allRepositories()).filter(mayList);
+    let start = 0;
+    if (last !== undefined) {
+      while (start < all.length && all[start] <= last) start++;
+    }
+    const items = all.slice(start, start + n);
+    return start + n < all.length ? { items, last: items[items.length - 1] } : { items };
+  }
+}

@@ -1,0 +1,202 @@
+// Upload sessions. Their state lives in the store (distribution's
+// _uploads/<id>/{data,startedat}), so any replica can continue one. The running
+// hash is a per-process accelerator: where it is missing (another replica, a
+// restart) the data is re-hashed from the store when the upload completes.
+import crypto from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import { newHash, parseDigest, type Algorithm, type Digest } from './digest';
+import { isNotFound, type StorageDriver } from './driver';
+import { err } from './errors';
+import { checkName } from './names';
+import { paths } from './paths';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export interface UploadStatus {
+  id: string;
+  /** Bytes received so far. */
+  size: number;
+}
+
+interface RunningHash {
+  // sha256 only: a client naming sha512 at completion costs a re-hash.
+  hash: crypto.Hash;
+  offset: number;
+}
+
+export type Chunks = AsyncIterable<Buffer>;
+
+export class UploadManager {
+  private readonly hashes = new LRUCache<string, RunningHash>({ max: 10_000 });
+  // Serialises requests on one upload within this process.
+  private readonly locks = new Map<string, Promise<unknown>>();
+  /** Uploads with a request in flight (a gauge for metrics). */
+  inProgress = 0;
+
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly onCommit: (repo: string, d: Digest, size: number) => Promise<void>,
+  ) {}
+
+  private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const run = prev.catch(() => undefined).then(fn);
+    this.locks.set(id, run);
+    this.inProgress++;
+    try {
+      return await run;
+    } finally {
+      this.inProgress--;
+      if (this.locks.get(id) === run) this.locks.delete(id);
+    }
+  }
+
+  async start(repo: string): Promise<UploadStatus> {
+    checkName(repo);
+    const id = crypto.randomUUID();
+    await this.driver.putContent(paths.uploadStartedAt(repo, id), Buffer.from(new Date().toISOString()));
+    const w = await this.driver.writer(paths.uploadData(repo, id), false);
+    await w.close();
+    this.hashes.set(id, { hash: newHash('sha256'), offset: 0 });
+    return { id, size: 0 };
+  }
+
+  async status(repo: string, id: string): Promise<UploadStatus> {
+    checkName(repo);
+    return { id, size: await this.size(repo, id) };
+  }
+
+  private async size(repo: string, id: string): Promise<number> {
+    if (!UUID.test(id)) throw err('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry', { id });
+    try {
+      await this.driver.stat(paths.uploadStartedAt(repo, id));
+      return (await this.driver.stat(paths.uploadData(repo, id))).size;
+    } catch (e) {
+      if (isNotFound(e)) throw err('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry', { id });
+      throw e;
+    }
+  }
+
+  /**
+   * Append a chunk. `start`, when the client sent Content-Range, must equal
+   * the bytes received so far (else RANGE_INVALID: out of order or repeated).
+   */
+  async append(repo: string, id: string, body: Chunks, start?: number, length?: number): Promise<UploadStatus> {
+    checkName(repo);
+    return this.locked(id, async () => {
+      const size = await this.size(repo, id);
+      this.checkOffset(size, start);
+      const written = await this.write(repo, id, size, body, false, length);
+      return { id, size: size + written };
+    });
+  }
+
+  /** Finish an upload with an optional last chunk; the blob becomes visible only when its digest checks. */
+  async complete(repo: string, id: string, digest: string, body: Chunks | undefined, length?: number, start?: number): Promise<{ digest: string; size: number }> {
+    checkName(repo);
+    const d = parseDigest(digest);
+    return this.locked(id, async () => {
+      const size = await this.size(repo, id);
+      this.checkOffset(size, start);
+      const written = body ? await this.write(repo, id, size, body, true, length) : await this.commitData(repo, id);
+      const total = size + written;
+      const actual = await this.digestOf(repo, id, d.algorithm, total);
+      if (actual !== d.value) {
+        await this.cancelLocked(repo, id);
+        throw err('DIGEST_INVALID', 'provided digest did not match uploaded content', { expected: d.value, actual });
+      }
+      // Stored once: a blob someone already pushed is linked, not copied again.
+      if (!(await this.exists(paths.blobData(d)))) await this.driver.move(paths.uploadData(repo, id), paths.blobData(d));
+      await this.onCommit(repo, d, total);
+      await this.removeSession(repo, id);
+      return { digest: d.value, size: total };
+    });
+  }
+
+  private checkOffset(size: number, start: number | undefined): void {
+    if (start !== undefined && start !== size) {
+      throw err('RANGE_INVALID', `chunk starts at ${start} but ${size} bytes were received`, { size });
+    }
+  }
+
+  async cancel(repo: string, id: string): Promise<void> {
+    checkName(repo);
+    await this.locked(id, async () => {
+      await this.size(repo, id);
+      await this.cancelLocked(repo, id);
+    });
+  }
+
+  private async cancelLocked(repo: string, id: string): Promise<void> {
+    try {
+      const w = await this.driver.writer(paths.uploadData(repo, id), true);
+      await w.cancel();
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+    await this.removeSession(repo, id);
+  }
+
+  private async removeSession(repo: string, id: string): Promise<void> {
+    this.hashes.delete(id);
+    try {
+      await this.driver.delete(paths.uploadDir(repo, id));
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+  }
+
+  private async exists(path: string): Promise<boolean> {
+    try {
+      await this.driver.stat(path);
+      return true;
+    } catch (e) {
+      if (isNotFound(e)) return false;
+      throw e;
+    }
+  }
+
+  private async commitData(repo: string, id: string): Promise<number> {
+    const w = await this.driver.writer(paths.uploadData(repo, id), true);
+    await w.commit();
+    return 0;
+  }
+
+  /** Stream chunks to the upload's data while hashing; returns bytes written. */
+  private async write(repo: string, id: string, offset: number, body: Chunks, commit: boolean, length?: number): Promise<number> {
+    let h = this.hashes.get(id);
+    if (h && h.offset !== offset) h = undefined;
+    this.hashes.delete(id);
+    const w = await this.driver.writer(paths.uploadData(repo, id), true);
+    let n = 0;
+    try {
+      for await (const chunk of body) {
+        n += chunk.length;
+        if (length !== undefined && n > length) throw err('SIZE_INVALID', 'body is longer than declared', { length });
+        h?.hash.update(chunk);
+        await w.write(chunk);
+      }
+      if (length !== undefined && n !== length) throw err('SIZE_INVALID', 'body is shorter than declared', { length, received: n });
+    } catch (e) {
+      // Keep what arrived so the client can resume from the reported offset.
+      await w.close().catch(() => undefined);
+      throw e;
+    }
+    if (commit) await w.commit();
+    else await w.close();
+    if (h) {
+      h.offset = offset + n;
+      this.hashes.set(id, h);
+    }
+    return n;
+  }
+
+  private async digestOf(repo: string, id: string, algorithm: Algorithm, size: number): Promise<string> {
+    const h = this.hashes.get(id);
+    if (h && h.offset === size && algorithm === 'sha256') return `sha256:${h.hash.copy().digest('hex')}`;
+    const hash = newHash(algorithm);
+    const r = await this.driver.reader(paths.uploadData(repo, id), 0);
+    for await (const chunk of r) hash.update(chunk as Buffer);
+    return `${algorithm}:${hash.digest('hex')}`;
+  }
+}
