@@ -4,8 +4,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { copiesOnDisk, getManifest, mustRun, needClients, type Target } from './helpers/clients';
+import { addUser, TEST_POLICY, writeKey } from './helpers/auth';
+import { startBerth } from './helpers/berth';
+import { copiesOnDisk, getManifest, mustRun, needClients, run, type Target } from './helpers/clients';
 import { startTargetAndEngines, type Engines } from './helpers/engines';
+import { freePort } from './helpers/process';
 import { buildTestImages, plainTempDir, type TestImage, type TestImages } from './helpers/images';
 
 interface Manifest {
@@ -113,5 +116,65 @@ if (bins) {
     t.same(s.layers.slice(0, 2), a.layers.slice(0, 2), 'sibling references the same compressed base layers');
     t.same(o.layers, s.layers);
     for (const l of s.layers) t.equal(copiesOnDisk(reg.root, l.digest, l.size).length, 1, `${l.digest} is one file on disk`);
+  });
+
+  t.test('docker login, push and pull with token auth', async (t) => {
+    // berth with its in-process token service; policy: users push to their own namespace
+    const dir = path.join(scratch, 'auth');
+    fs.mkdirSync(dir);
+    const users = path.join(dir, 'users.yml');
+    await addUser(users, 'alice', 'alice-secret-1');
+    fs.writeFileSync(path.join(dir, 'policy.yml'), TEST_POLICY);
+    const port = await freePort();
+    const config = path.join(dir, 'config.yml');
+    fs.writeFileSync(
+      config,
+      [
+        'version: 0.1',
+        'auth:',
+        '  token:',
+        `    realm: http://127.0.0.1:${port}/token`,
+        '    service: berth-docker',
+        '    issuer: berth-docker-test',
+        'tokenserver:',
+        '  issuer: berth-docker-test',
+        `  key: ${writeKey(dir, 'signer').keyPath}`,
+        `  users: ${users}`,
+        `  policy: ${path.join(dir, 'policy.yml')}`,
+        '  services: [berth-docker]',
+        '',
+      ].join('\n'),
+    );
+    const authReg = await startBerth({ port, config });
+    t.teardown(async () => {
+      await authReg.stop();
+      fs.rmSync(authReg.root, { recursive: true, force: true });
+    });
+    const host = authReg.host;
+    const tryDocker = (args: string[]) => run(bins.docker, args, { env: engines.env });
+
+    const bad = await tryDocker(['login', '--username', 'alice', '--password', 'wrong-password', host]);
+    t.not(bad.code, 0, 'a wrong password is refused');
+    t.match(bad.stderr, /unauthorized|incorrect/i);
+    const login = await docker(['login', '--username', 'alice', '--password', 'alice-secret-1', host]);
+    t.match(login.stdout, 'Login Succeeded');
+
+    const ref = `${host}/alice/app:1`;
+    await docker(['tag', 'berth/sibling:1', ref]);
+    const push = await docker(['push', ref]);
+    t.equal(count(push.stdout, /: Pushed$/), imgs.sibling.layers.length, 'alice pushes to her namespace');
+    await docker(['tag', 'berth/sibling:1', `${host}/bob/app:1`]);
+    const denied = await tryDocker(['push', `${host}/bob/app:1`]);
+    t.not(denied.code, 0, "alice can't push to bob's namespace");
+    t.match(denied.stderr, /denied|unauthorized/i);
+
+    await docker(['rmi', ref, `${host}/bob/app:1`]);
+    await docker(['logout', host]);
+    const anon = await tryDocker(['pull', ref]);
+    t.not(anon.code, 0, 'anonymous pull is refused');
+    t.match(anon.stderr, /denied|unauthorized/i);
+    await docker(['login', '--username', 'alice', '--password', 'alice-secret-1', host]);
+    await docker(['pull', ref]);
+    t.equal(await imageId(ref), imgs.sibling.config.digest, 'alice pulls it back: same image ID');
   });
 }
