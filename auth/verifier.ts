@@ -61,8 +61,16 @@ export class TokenVerifier {
   }
 
   verify(token: string): VerifiedToken {
-    const decoded = jwt.decode(token, { complete: true });
-    if (!decoded || typeof decoded.payload !== 'object') throw new TokenError('malformed token');
+    let decoded: jwt.Jwt | null;
+    try {
+      // jws throws on a JWT-typed header with a non-JSON payload.
+      decoded = jwt.decode(token, { complete: true });
+    } catch {
+      decoded = null;
+    }
+    if (!decoded || typeof decoded.header !== 'object' || typeof decoded.payload !== 'object' || !decoded.payload) {
+      throw new TokenError('malformed token');
+    }
     const header = decoded.header as jwt.JwtHeader & { x5c?: unknown };
     if (typeof header.alg !== 'string' || !this.algorithms.includes(header.alg)) {
       throw new TokenError('signing algorithm not accepted');
