@@ -6,6 +6,7 @@ import YAML from 'yaml';
 import { runTokenServer, USER_USAGE, UsageError, userCommand } from '../auth/cli';
 import { ConfigError, loadConfig, maskSecrets, type Config } from './config';
 import { createLogger } from './log';
+import { cmdDu, cmdGc, cmdVerify } from './maintenance';
 import { serve } from './serve';
 
 const USAGE = `usage: berth <command> [options]
@@ -15,6 +16,11 @@ commands:
   config check FILE            validate a config and print the effective settings (secrets masked)
   token-server [--config FILE] run only the token service (the config's tokenserver section)
   user add|passwd|remove NAME  manage the token service's users file (see: berth user --help)
+  gc [--config FILE] [--dry-run] [--delete-untagged] [--min-age DURATION] [--json]
+                               collect garbage while the registry runs (exit 3: another collector holds the lease)
+  verify [--config FILE] [--repair] [--json]
+                               re-hash every blob, check every link; exit 1 when anything is wrong
+  du [--config FILE] [--json]  bytes as clients see them against bytes stored, per repository
   --version                    print the version
 `;
 
@@ -114,12 +120,27 @@ async function cmdUser(args: string[]): Promise<void> {
     process.exit(2);
   }
 }
+/** Maintenance commands return an exit code; bad flags are usage errors (exit 2). */
+const maintenance = (cmd: (args: string[], load: (file: string | undefined) => Config) => Promise<number>) => async (args: string[]) => {
+  let code: number;
+  try {
+    code = await cmd(args, loadOrExit);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    process.stderr.write(`berth: ${e.message}\n${USAGE}`);
+    code = 2;
+  }
+  process.exit(code);
+};
 
 const COMMANDS: Record<string, (args: string[]) => void | Promise<void>> = {
   serve: cmdServe,
   config: cmdConfig,
   'token-server': cmdTokenServer,
   user: cmdUser,
+  gc: maintenance(cmdGc),
+  verify: maintenance(cmdVerify),
+  du: maintenance(cmdDu),
 };
 
 async function main(argv: string[]): Promise<void> {
