@@ -297,6 +297,9 @@ t.test('docker and containerd through the token flow', async (t) => {
   const login = await docker(['login', '-u', 'alice', '--password-stdin', berth.host], `${creds.alice}\n`);
   succeeded(t, login, 'docker login');
   t.match(login.stdout, /Login Succeeded/);
+  const saved = JSON.parse(fs.readFileSync(path.join(engines.env.DOCKER_CONFIG!, 'config.json'), 'utf8')) as { auths: Record<string, { identitytoken?: string }> };
+  // With the refresh token as identity token, docker's later token requests are OAuth2 refresh_token POSTs.
+  t.ok(saved.auths[berth.host]?.identitytoken, 'docker keeps the refresh token, not the password');
   succeeded(t, await docker(['tag', local, ref]), 'docker tag');
   succeeded(t, await docker(['push', ref]), 'docker push');
   succeeded(t, await docker(['tag', local, `${berth.host}/bob/docker:1`]), 'docker tag');
