@@ -63,12 +63,13 @@ function registryApp(auth: Koa.Middleware, tokens?: Koa.Middleware): Koa {
 interface TokenBody { token: string; access_token: string; expires_in: number; issued_at: string; refresh_token?: string; scope?: string }
 
 t.test('token service and verifier', async (t) => {
+  const warnings: string[] = [];
   await addUser(usersFile, 'alice', 'alice-pw', ['dev']);
   await addUser(usersFile, 'ops1', 'ops1-pw', ['ops']);
   await addUser(usersFile, 'root', 'root-pw');
   const svc = createTokenService(
     { issuer: ISSUER, key: signer.keyPath, users: usersFile, policy: policyFile, services: [SERVICE, 'other.test'], expiration: 120_000 },
-    quiet,
+    { warn: (m: string) => warnings.push(m) },
   );
   const jwksFile = path.join(dir, 'jwks.json');
   const jwksKey = writeKey(dir, 'jwks-signer', 'ec');
@@ -127,8 +128,10 @@ t.test('token service and verifier', async (t) => {
     const bad = await getToken(`service=${SERVICE}`, basic('alice', 'wrong'));
     t.equal(bad.status, 401);
     t.match(bad.headers.get('www-authenticate')!, /^Basic realm=/);
-    const nouser = await getToken(`service=${SERVICE}`, basic('nobody', 'x'));
+    const nouser = await getToken(`service=${SERVICE}`, basic('my-Secret-pw', 'x'));
     t.equal(nouser.status, 401);
+    t.match(warnings, [/failed login for user alice from/, /failed login for an unknown user/]);
+    t.notMatch(warnings.join('\n'), /my-Secret-pw|wrong/, 'neither unknown names nor passwords are logged');
     const ok = await getToken(`service=${SERVICE}&scope=repository:private/x:pull`, basic('alice', 'alice-pw'));
     t.equal(ok.status, 200);
     t.same(claims(ok.body.token).access, [], 'nothing granted, still a token');
