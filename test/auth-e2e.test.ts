@@ -11,7 +11,8 @@ import t, { type Test } from 'tap';
 import { jwkThumbprint } from '../auth/keys';
 import { addUser, type AuthTestImage, basic, makeImage, TEST_POLICY, writeChain, writeKey } from './helpers/auth';
 import { type Berth, CLI, startBerth } from './helpers/berth';
-import { containersStorageArgs, findClient, needClients, run, type RunResult } from './helpers/clients';
+import { containersStorageArgs, findClient, inCI, needClients, run, type RunResult } from './helpers/clients';
+import { haveDistribution, startDistribution } from './helpers/distribution';
 import { startEngines } from './helpers/engines';
 import { plainTempDir } from './helpers/images';
 import { freePort, launch } from './helpers/process';
@@ -323,7 +324,7 @@ t.test('docker and containerd through the token flow', async (t) => {
   t.not(anon.code, 0, 'anonymous containerd pull of a private repository fails');
 });
 
-t.test('standalone token server trusted through an x5c chain', async (t) => {
+t.test('standalone token server for two registries (berth and CNCF distribution), trusted through an x5c chain', async (t) => {
   const chain = writeChain(dir, 'ts');
   const tsPort = await freePort();
   const tsConfig = path.join(dir, 'token-server.yml');
@@ -356,15 +357,38 @@ t.test('standalone token server trusted through an x5c chain', async (t) => {
   const challenge = await fetch(`${berth.url}/v2/alice/app/tags/list`);
   t.equal(challenge.status, 401);
   t.match(challenge.headers.get('www-authenticate')!, `realm="${tokenServer.url}/token"`);
-  const res = await fetch(`${tokenServer.url}/token?service=${SERVICE}&scope=repository:alice/app:pull`, { headers: { authorization: basic('alice', 'alice-pw1') } });
+  const res = await fetch(`${tokenServer.url}/token?service=${SERVICE}&scope=repository:alice/app:pull`, { headers: { authorization: basic('alice', creds.alice) } });
   const body = (await res.json()) as { token: string; expires_in: number };
   t.equal(body.expires_in, 120);
   t.ok(Array.isArray((jwt.decode(body.token, { complete: true })!.header as { x5c?: string[] }).x5c), 'x5c header sent');
   const list = await fetch(`${berth.url}/v2/alice/app/tags/list`, { headers: { authorization: `Bearer ${body.token}` } });
   t.equal(list.status, 404, 'admitted (the repository is empty in this store)');
-  const second = await fetch(`${tokenServer.url}/token?service=second-registry&scope=repository:alice/app:pull`, { headers: { authorization: basic('alice', 'alice-pw1') } });
+  const second = await fetch(`${tokenServer.url}/token?service=second-registry&scope=repository:alice/app:pull`, { headers: { authorization: basic('alice', creds.alice) } });
   const tok2 = ((await second.json()) as { token: string }).token;
   t.equal((await fetch(`${berth.url}/v2/alice/app/tags/list`, { headers: { authorization: `Bearer ${tok2}` } })).status, 401, "second registry's token refused here");
+
+  // The second registry: CNCF distribution 2.8.2 with its own auth.token section trusts the same tokens.
+  if (!haveDistribution()) {
+    if (inCI()) t.fail('docker-registry (CNCF distribution) is not installed');
+    return;
+  }
+  const dist = await startDistribution({
+    extraYaml: ['auth:', '  token:', `    realm: ${tokenServer.url}/token`, '    service: second-registry', `    issuer: ${ISSUER}`, `    rootcertbundle: ${chain.ca}`].join('\n'),
+  });
+  t.teardown(() => dist.stop());
+  const distChallenge = await fetch(`${dist.url}/v2/alice/app/tags/list`);
+  t.equal(distChallenge.status, 401);
+  t.match(distChallenge.headers.get('www-authenticate')!, 'service="second-registry"');
+  const onDist = await fetch(`${dist.url}/v2/alice/app/tags/list`, { headers: { authorization: `Bearer ${tok2}` } });
+  t.equal(onDist.status, 404, 'distribution admits our token (NAME_UNKNOWN: nothing pushed there yet)');
+  t.equal((await fetch(`${dist.url}/v2/alice/app/tags/list`, { headers: { authorization: `Bearer ${body.token}` } })).status, 401, "and refuses the first registry's");
+  const skopeo = findClient('skopeo');
+  if (!skopeo) return;
+  const img = makeImage(dir, 'distribution');
+  const dest = `docker://${dist.host}/alice/app:1`;
+  succeeded(t, await run(skopeo, ['copy', '--dest-tls-verify=false', '--dest-creds', `alice:${creds.alice}`, img.ref, dest]), 'skopeo push to distribution through our token service');
+  const denied = await run(skopeo, ['copy', '--dest-tls-verify=false', '--dest-creds', `bob:${creds.bob}`, img.ref, `docker://${dist.host}/alice/app:2`]);
+  t.not(denied.code, 0, 'and our policy holds there too');
 });
 
 t.test('htpasswd Basic auth on berth', async (t) => {
