@@ -12,6 +12,7 @@ import { instrumentDriver } from '../storage/instrumented';
 import { purgeUploads } from '../storage/purge';
 import { ContentStore } from '../storage/store';
 import { createApp } from './app';
+import { errorBody } from './errors';
 import { parseAddr, type Config } from './config';
 import { healthRoutes, Readiness } from './health';
 import type { Logger } from './log';
@@ -71,6 +72,18 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
   server.on('connection', (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
+  });
+
+  // Requests Node cannot parse (e.g. body bytes past a Content-Length that lied)
+  // still get the spec's JSON error body and API version header.
+  server.on('clientError', (e: NodeJS.ErrnoException, socket: net.Socket) => {
+    if (e.code === 'ECONNRESET' || !socket.writable) return socket.destroy();
+    const status = e.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    const body = JSON.stringify(errorBody('UNSUPPORTED', 'malformed HTTP request', { reason: e.code ?? e.message }));
+    socket.end(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+        `Docker-Distribution-API-Version: registry/2.0\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
   });
 
   await listen(server, config.http.addr);
