@@ -11,6 +11,7 @@ import type { Logger } from './log';
 import type { Metrics } from './metrics';
 import type { Notifier } from './notifications';
 import { observe } from './observe';
+import { usageRouter } from './maintenance';
 import { base } from './routes/base';
 import { blobs } from './routes/blobs';
 import { catalog } from './routes/catalog';
@@ -36,6 +37,8 @@ export interface AppOptions {
   notifier?: Notifier;
   /** Optional auth middleware: checks ctx.state.route and sets ctx.state.auth. */
   auth?: Koa.Middleware;
+  /** Optional in-process token service (answers at its own path, e.g. /token). */
+  tokens?: Koa.Middleware;
 }
 
 export function createApp(opts: AppOptions): Koa<State> {
@@ -80,6 +83,8 @@ export function createApp(opts: AppOptions): Koa<State> {
   });
 
   app.use(healthRoutes({ ready: opts.ready, metrics: serveMetrics ? opts.metrics : undefined, metricsPath }));
+  if (opts.config.berth.usage.enabled) app.use(usageRouter(opts.store.driver, opts.config).routes());
+  if (opts.tokens) app.use(opts.tokens);
 
   // /v2: match the route, check access (auth middleware), dispatch by method.
   app.use(async (ctx, next) => {

@@ -4,6 +4,8 @@
 // new section is one entry in SCHEMA plus its type in Config.
 import fs from 'node:fs';
 import YAML from 'yaml';
+import type { AuthConfig, TokenServerConfig } from '../auth/config';
+import type { S3DriverOptions } from '../storage/drivers/s3';
 
 export type Field =
   | { kind: 'string'; default?: string; secret?: boolean; enum?: readonly string[] }
@@ -26,6 +28,9 @@ const ignored = (why: string): Field => ({ kind: 'ignored', why });
 /** Storage drivers; exactly one may be configured. */
 export const STORAGE_DRIVERS = ['filesystem', 's3'] as const;
 
+/** Sections that only exist (and get defaults) when configured. */
+const OPTIONAL_SECTIONS = ['auth', 'auth.token', 'auth.htpasswd', 'tokenserver'];
+
 export const SCHEMA: Record<string, Field> = {
   version: str('0.1'),
   log: obj({
@@ -36,6 +41,37 @@ export const SCHEMA: Record<string, Field> = {
   }),
   storage: obj({
     filesystem: obj({ rootdirectory: str(), maxthreads: ignored('Node.js does file I/O on its own thread pool') }),
+    s3: obj({
+      bucket: str(),
+      region: str(),
+      regionendpoint: str(),
+      forcepathstyle: bool(false),
+      accesskey: str(),
+      secretkey: str(undefined, { secret: true }),
+      sessiontoken: str(undefined, { secret: true }),
+      rootdirectory: str(),
+      secure: bool(true),
+      skipverify: bool(false),
+      v4auth: ignored('berth always signs with AWS Signature Version 4'),
+      chunksize: int(10 * 1024 * 1024, 5 * 1024 * 1024),
+      multipartcopythresholdsize: int(32 * 1024 * 1024, 0),
+      multipartcopychunksize: int(32 * 1024 * 1024, 5 * 1024 * 1024),
+      multipartcopymaxconcurrency: int(100, 1),
+      encrypt: bool(false),
+      keyid: str(),
+      storageclass: str('STANDARD'),
+      objectacl: str(),
+      useragent: ignored('berth sends the AWS SDK user agent'),
+      usedualstack: ignored('set regionendpoint to a dual-stack endpoint instead'),
+      accelerate: ignored('set regionendpoint to an accelerate endpoint instead'),
+      loglevel: ignored('S3 errors are logged at the registry log level'),
+      // berth's own: at most this many parts per upload (S3 allows 10,000); parts grow to fit.
+      maxuploadparts: int(10_000, 1),
+      connecttimeout: dur('5s'),
+      idletimeout: dur('30s'),
+      operationtimeout: dur('60s'),
+      maxattempts: int(5, 1),
+    }),
     delete: obj({ enabled: bool(false) }),
     redirect: obj({ disable: bool(false) }),
     cache: obj({ blobdescriptor: ignored('berth keeps its own in-process caches'), blobdescriptorsize: ignored('berth keeps its own in-process caches') }),
@@ -59,6 +95,33 @@ export const SCHEMA: Record<string, Field> = {
   }),
   health: obj({
     storagedriver: ignored('/readyz checks the storage driver on every probe'),
+  }),
+  // Token verification (distribution's auth.token) or Basic auth from an htpasswd file (auth.htpasswd).
+  auth: obj({
+    token: obj({
+      realm: str(),
+      service: str(),
+      issuer: str(),
+      rootcertbundle: str(),
+      jwks: str(),
+      signingalgorithms: { kind: 'stringlist' },
+      autoredirect: bool(false),
+    }),
+    htpasswd: obj({ realm: str(), path: str() }),
+  }),
+  // berth's token service: in-process with `serve`, or alone with `berth token-server`.
+  tokenserver: obj({
+    addr: str(':5001'),
+    path: str('/token'),
+    issuer: str(),
+    key: str(),
+    certificate: str(),
+    expiration: dur('5m'),
+    refreshexpiration: dur('720h'),
+    users: str(),
+    policy: str(),
+    services: { kind: 'stringlist' },
+    realm: str('berth'),
   }),
   notifications: obj({
     events: obj({ includereferences: bool(true) }),
@@ -84,6 +147,23 @@ export const SCHEMA: Record<string, Field> = {
     // How long tag and link lookups are trusted before re-reading the store (other replicas may change them).
     linkcachettl: dur('1s'),
     manifestcachesize: int(64 * 1024 * 1024, 0),
+    // Online garbage collection (storage/GC.md): `berth gc` reads these too; flags override.
+    gc: obj({
+      enabled: bool(false), // scheduled runs inside `serve` (one collector across replicas: a lease in the store)
+      interval: dur('24h'),
+      minage: dur('1h'),
+      deleteuntagged: bool(false),
+      dryrun: bool(false),
+      concurrency: int(16, 1),
+      leasettl: dur('10m'),
+      sweepbudget: dur('2m'),
+      retention: {
+        kind: 'list',
+        of: obj({ repository: str(), keeplatest: int(undefined, 0), keeptags: str(), untaggedage: dur() }),
+      },
+    }),
+    // GET /berth/v1/usage: du figures, recomputed at most every cachettl.
+    usage: obj({ enabled: bool(true), cachettl: dur('5m') }),
   }),
 };
 
@@ -92,7 +172,7 @@ export interface Config {
   log: { level: 'error' | 'warn' | 'info' | 'debug'; fields?: Record<string, string>; accesslog: { disabled: boolean } };
   storage: {
     filesystem?: { rootdirectory: string };
-    s3?: Record<string, unknown>;
+    s3?: S3DriverOptions;
     delete: { enabled: boolean };
     redirect: { disable: boolean };
     maintenance: {
@@ -111,6 +191,8 @@ export interface Config {
     debug: { addr?: string; prometheus: { enabled: boolean; path: string } };
   };
   health: Record<string, never>;
+  auth?: AuthConfig;
+  tokenserver?: TokenServerConfig;
   notifications: {
     events: { includereferences: boolean };
     endpoints?: Array<{
@@ -126,7 +208,22 @@ export interface Config {
       queuesize: number;
     }>;
   };
-  berth: { linkcachettl: number; manifestcachesize: number };
+  berth: {
+    linkcachettl: number;
+    manifestcachesize: number;
+    gc: {
+      enabled: boolean;
+      interval: number;
+      minage: number;
+      deleteuntagged: boolean;
+      dryrun: boolean;
+      concurrency: number;
+      leasettl: number;
+      sweepbudget: number;
+      retention?: { repository?: string; keeplatest?: number; keeptags?: string; untaggedage?: number }[];
+    };
+    usage: { enabled: boolean; cachettl: number };
+  };
 }
 
 export class ConfigError extends Error {
@@ -295,10 +392,23 @@ export function fromObject(raw: Record<string, unknown>, env: NodeJS.ProcessEnv 
   }
   if (drivers.length === 0) storage.filesystem = { rootdirectory: './data' };
   config.storage = storage;
-  // Defaults for drivers apply only to the one that is configured.
-  applyDefaults(SCHEMA, config, (p) => STORAGE_DRIVERS.some((d) => p === `storage.${d}` && storage[d] === undefined));
+  // Defaults for drivers apply only to the one that is configured; optional sections stay absent unless given.
+  const present = (p: string) => p.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], config) !== undefined;
+  applyDefaults(
+    SCHEMA,
+    config,
+    (p) => STORAGE_DRIVERS.some((d) => p === `storage.${d}` && storage[d] === undefined) || (OPTIONAL_SECTIONS.includes(p) && !present(p)),
+  );
   const fsConf = storage.filesystem as { rootdirectory?: string } | undefined;
   if (fsConf && !fsConf.rootdirectory) throw new ConfigError('storage.filesystem.rootdirectory is required');
+  const s3 = storage.s3 as Partial<S3DriverOptions> | undefined;
+  if (s3) {
+    for (const k of ['bucket', 'region'] as const) if (!s3[k]) throw new ConfigError(`storage.s3.${k} is required`);
+    if (Boolean(s3.accesskey) !== Boolean(s3.secretkey)) {
+      throw new ConfigError('storage.s3: set both accesskey and secretkey, or neither (to use the AWS credential chain)');
+    }
+    if (s3.maxuploadparts! > 10_000) throw new ConfigError('storage.s3.maxuploadparts must be at most 10000');
+  }
   checkEndpoints(config as unknown as Config);
   return { config: config as unknown as Config, warnings };
 }

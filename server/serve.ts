@@ -6,16 +6,19 @@ import https from 'node:https';
 import type net from 'node:net';
 import type tls from 'node:tls';
 import Koa from 'koa';
+import { setupAuth } from '../auth/index';
 import { createDriver } from '../storage/factory';
 import { instrumentDriver } from '../storage/instrumented';
 import { purgeUploads } from '../storage/purge';
 import { ContentStore } from '../storage/store';
 import { createApp } from './app';
+import { errorBody } from './errors';
 import { parseAddr, type Config } from './config';
 import { healthRoutes, Readiness } from './health';
 import type { Logger } from './log';
 import { Metrics } from './metrics';
 import { Notifier } from './notifications';
+import { scheduleGc } from './maintenance';
 
 export interface Running {
   server: http.Server | https.Server;
@@ -44,7 +47,17 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
   const draining = () => readiness.isDraining;
   const notifier = new Notifier(config, store, logger, metrics);
   const debugAddr = config.http.debug.addr;
-  const app = createApp({ config, store, logger, ready, draining, metrics, serveMetrics: !debugAddr, notifier: notifier.enabled ? notifier : undefined });
+  const app = createApp({
+    config,
+    store,
+    logger,
+    ready,
+    draining,
+    metrics,
+    serveMetrics: !debugAddr,
+    notifier: notifier.enabled ? notifier : undefined,
+    ...setupAuth(config, logger),
+  });
   // Handlers still running (a request cut at the drain deadline still has to
   // finish its clean-up: keep the bytes received so far, close files).
   const inflight = new Set<Promise<void>>();
@@ -66,6 +79,18 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
   server.on('connection', (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
+  });
+
+  // Requests Node cannot parse (e.g. body bytes past a Content-Length that lied)
+  // still get the spec's JSON error body and API version header.
+  server.on('clientError', (e: NodeJS.ErrnoException, socket: net.Socket) => {
+    if (e.code === 'ECONNRESET' || !socket.writable) return socket.destroy();
+    const status = e.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    const body = JSON.stringify(errorBody('UNSUPPORTED', 'malformed HTTP request', { reason: e.code ?? e.message }));
+    socket.end(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+        `Docker-Distribution-API-Version: registry/2.0\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
   });
 
   await listen(server, config.http.addr);
@@ -93,10 +118,13 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
     purgeTimer.unref();
   }
 
+  const stopGc = config.berth.gc.enabled && !config.storage.maintenance.readonly.enabled ? scheduleGc(driver, config, logger, metrics) : undefined;
+
   const shutdown = async () => {
     if (readiness.isDraining) return;
     readiness.drain();
     if (purgeTimer) clearInterval(purgeTimer);
+    stopGc?.();
     logger.info('draining', { graceMs: config.http.draintimeout });
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();

@@ -1,6 +1,7 @@
 // Start and stop server processes for tests and benchmarks: a free loopback
 // port, wait-until-ready, and stop by our own PID only.
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
 
@@ -112,4 +113,11 @@ export async function launch(opts: LaunchOptions): Promise<Managed> {
     }
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** A memory figure of a running process from /proc/PID/status (e.g. VmRSS, VmHWM), in MiB. */
+export function procMemMiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no ${field} for pid ${pid}`);
+  return Number(m[1]) / 1024;
 }
