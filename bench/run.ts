@@ -25,26 +25,37 @@ import {
 
 const MiB = 1 << 20;
 
-const { values: opt } = parseArgs({
-  options: {
-    targets: { type: 'string', default: 'berth,distribution' },
-    backend: { type: 'string', default: 'filesystem' },
-    rounds: { type: 'string', default: '3' },
-    'blob-mib': { type: 'string', default: '128' },
-    'chunk-mib': { type: 'string', default: '8' },
-    'pull-clients': { type: 'string', default: '8' },
-    connections: { type: 'string', default: '64' },
-    seconds: { type: 'string', default: '5' },
-    repos: { type: 'string', default: '2000' },
-    tags: { type: 'string', default: '500' },
-    'list-requests': { type: 'string', default: '10' },
-    only: { type: 'string', default: 'push,pull,manifest,catalog,tags' },
-    'cpu-prof': { type: 'string' },
-    json: { type: 'string' },
-    dir: { type: 'string', default: os.tmpdir() },
-    help: { type: 'boolean', default: false },
-  },
-});
+function usage(msg: string): never {
+  console.error(`bench: ${msg} (see --help)`);
+  process.exit(2);
+}
+
+const options = {
+  targets: { type: 'string', default: 'berth,distribution' },
+  backend: { type: 'string', default: 'filesystem' },
+  rounds: { type: 'string', default: '3' },
+  'blob-mib': { type: 'string', default: '128' },
+  'chunk-mib': { type: 'string', default: '8' },
+  'pull-clients': { type: 'string', default: '8' },
+  connections: { type: 'string', default: '64' },
+  seconds: { type: 'string', default: '5' },
+  repos: { type: 'string', default: '2000' },
+  tags: { type: 'string', default: '500' },
+  'list-requests': { type: 'string', default: '10' },
+  only: { type: 'string', default: 'push,pull,manifest,catalog,tags' },
+  'cpu-prof': { type: 'string' },
+  json: { type: 'string' },
+  dir: { type: 'string', default: os.tmpdir() },
+  help: { type: 'boolean', default: false },
+} as const;
+
+const opt = (() => {
+  try {
+    return parseArgs({ options }).values;
+  } catch (e) {
+    usage((e as Error).message);
+  }
+})();
 
 if (opt.help) {
   console.log(fs.readFileSync(path.resolve(__dirname, '../../bench/README.md'), 'utf8'));
@@ -53,7 +64,7 @@ if (opt.help) {
 
 const num = (k: keyof typeof opt) => {
   const n = Number(opt[k]);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${k} must be a positive number`);
+  if (!Number.isFinite(n) || n <= 0) usage(`--${k} must be a positive number`);
   return n;
 };
 const ROUNDS = num('rounds');
@@ -143,9 +154,7 @@ function* seedFiles(): Generator<SeedFile> {
 }
 
 async function startServer(kind: Kind, label: string): Promise<Server & { cleanup(): void }> {
-  const start = backends[opt.backend!];
-  if (!start) throw new Error(`unknown --backend ${opt.backend}; known: ${Object.keys(backends).join(', ')}`);
-  const m = await start(kind, seedFiles());
+  const m = await backends[opt.backend!](kind, seedFiles());
   const client = new OciClient(m.url, { maxSockets: Math.max(PULLERS, 8) });
   return {
     label,
@@ -370,8 +379,9 @@ function table(servers: Server[]): string {
 async function main() {
   const kinds = opt.targets!.split(',') as Kind[];
   if (kinds.length !== 2 || kinds.some((k) => k !== 'berth' && k !== 'distribution')) {
-    throw new Error('--targets takes two of berth,distribution (e.g. distribution,distribution to test the bench itself)');
+    usage('--targets takes two of berth,distribution (e.g. distribution,distribution to test the bench itself)');
   }
+  if (!backends[opt.backend!]) usage(`unknown --backend ${opt.backend}; known: ${Object.keys(backends).join(', ')}`);
   const labels = kinds[0] === kinds[1] ? kinds.map((k, i) => `${k}#${i + 1}`) : kinds;
   const servers: (Server & { cleanup(): void })[] = [];
   const started = Date.now();
