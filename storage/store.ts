@@ -10,6 +10,7 @@ import { intentKey, waitForSweeps } from './lease';
 import { MAX_MANIFEST_SIZE, parseManifest, type Descriptor } from './manifest';
 import { checkName, checkTag, isValidName } from './names';
 import { paths } from './paths';
+import { mapLimit } from './pool';
 import { isRepository, listOrEmpty, repositoryNames } from './repositories';
 import { UploadManager } from './uploads';
 
@@ -450,15 +451,24 @@ export class ContentStore {
 
   async listTags(repo: string, last: string | undefined, n: number): Promise<Page<string>> {
     checkName(repo);
-    let page;
-    try {
-      page = await this.driver.listPage(paths.tagsRoot(repo), last, n);
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-      if (!(await this.repositoryExists(repo))) throw err('NAME_UNKNOWN', 'repository name not known to registry', { name: repo });
-      return { items: [] };
+    const items: string[] = [];
+    let after = last;
+    for (;;) {
+      let page;
+      try {
+        page = await this.driver.listPage(paths.tagsRoot(repo), after, n - items.length);
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+        if (!(await this.repositoryExists(repo))) throw err('NAME_UNKNOWN', 'repository name not known to registry', { name: repo });
+        return { items };
+      }
+      // A tag directory without current/link is a tag write a crash cut short: not a tag.
+      const current = await mapLimit(page.names, 32, (t) => this.readLink(paths.tagCurrentLink(repo, t)));
+      page.names.forEach((t, i) => current[i] && items.push(t));
+      if (!page.next) return { items };
+      if (items.length >= n) return { items, last: items[items.length - 1] };
+      after = page.next;
     }
-    return { items: page.names, last: page.next };
   }
 
   async repositoryExists(repo: string): Promise<boolean> {
