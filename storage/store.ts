@@ -344,8 +344,22 @@ export class ContentStore {
     if (parsed.subject) {
       await this.writeLink(paths.referrerLink(repo, parseDigest(parsed.subject.digest), d), d);
     }
-    if (!isDigest) await this.tag(repo, reference, d);
-    await this.settleManifest(repo, isDigest ? undefined : reference, d, bytes, parsed.blobs, parsed.manifests);
+    // Settle before the tag moves, so a PUT refused here leaves the tag as it was.
+    await this.settleManifest(repo, undefined, d, bytes, parsed.blobs, parsed.manifests);
+    if (!isDigest) {
+      const previous = await this.readLinkFresh(paths.tagCurrentLink(repo, reference));
+      await this.tag(repo, reference, d);
+      try {
+        await this.settleManifest(repo, reference, d, bytes, parsed.blobs, parsed.manifests);
+      } catch (e) {
+        // A sweep took a blob after the first check (only possible with a min-age
+        // shorter than this request): put the tag back if its old target is whole.
+        if (previous && previous !== d.value && (await this.readLinkFresh(paths.revisionLink(repo, parseDigest(previous)))) === previous) {
+          await this.tag(repo, reference, parseDigest(previous));
+        }
+        throw e;
+      }
+    }
     return { digest: d.value, subject: parsed.subject?.digest };
   }
 
