@@ -98,9 +98,13 @@ export class ContentStore {
     }
   }
 
-  /** Make the link point at d; true when it had to be written. */
-  private async writeLink(path: string, d: Digest): Promise<boolean> {
-    if ((await this.readLinkFresh(path)) === d.value) return false;
+  /**
+   * Make the link point at d; true when it had to be written. `touch` writes it
+   * even when it is already there: a commit refreshes its link's age, which the
+   * collector's final re-check reads (storage/GC.md).
+   */
+  private async writeLink(path: string, d: Digest, touch = false): Promise<boolean> {
+    if (!touch && (await this.readLinkFresh(path)) === d.value) return false;
     await this.driver.putContent(path, Buffer.from(d.value));
     this.links.set(path, d.value);
     this.catalog = undefined; // the link may have created a repository
@@ -207,7 +211,7 @@ export class ContentStore {
   async linkBlob(repo: string, d: Digest): Promise<boolean> {
     if ((await this.globalBlobSize(d)) === undefined) return false;
     const link = paths.layerLink(repo, d);
-    await this.writeLink(link, d);
+    await this.writeLink(link, d, true);
     let held = true;
     await this.settle([intentKey.layer(repo, d), intentKey.blob(d)], async () => {
       held = await this.blobExistsFresh(d);
@@ -250,7 +254,7 @@ export class ContentStore {
    */
   private async commitBlob(repo: string, d: Digest, size: number, upload: string): Promise<void> {
     const link = paths.layerLink(repo, d);
-    await this.writeLink(link, d);
+    await this.writeLink(link, d, true);
     let moved = false;
     const place = async () => {
       await this.driver.move(upload, paths.blobData(d));
@@ -340,7 +344,7 @@ export class ContentStore {
       this.blobSizes.set(d.value, bytes.length);
     }
     this.manifests.set(d.value, { digest: d.value, mediaType: parsed.mediaType, bytes });
-    await this.writeLink(paths.revisionLink(repo, d), d);
+    await this.writeLink(paths.revisionLink(repo, d), d, true);
     if (parsed.subject) {
       await this.writeLink(paths.referrerLink(repo, parseDigest(parsed.subject.digest), d), d);
     }
