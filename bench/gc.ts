@@ -144,29 +144,36 @@ async function main(): Promise<void> {
       await sleep(2000);
       await warm.stop();
 
-      t = Date.now();
-      const base = load(berth.url, tags);
-      await sleep(SECONDS * 1000);
-      const baseline = await base.stop();
-      const baseMs = Date.now() - t;
-
-      t = Date.now();
-      const during = load(berth.url, tags);
-      const report = await runGc(root, ['--delete-untagged']);
-      const withGc = await during.stop();
-      const gcMs = Date.now() - t;
+      // Interleaved windows (the machine is shared): quiet, GC that sweeps, quiet, GC with nothing to sweep.
+      const quiet = async () => {
+        const started = Date.now();
+        const l = load(berth.url, tags);
+        await sleep(SECONDS * 1000);
+        return { r: await l.stop(), ms: Date.now() - started };
+      };
+      const underGc = async () => {
+        const started = Date.now();
+        const l = load(berth.url, tags);
+        const report = await runGc(root, ['--delete-untagged']);
+        return { report, r: await l.stop(), ms: Date.now() - started };
+      };
+      const q1 = await quiet();
+      const g1 = await underGc();
+      const q2 = await quiet();
+      const g2 = await underGc();
+      const { report } = g1;
       console.log(
         `gc --delete-untagged:        ${(report.totalMs / 1000).toFixed(2)}s under load; removed ${report.manifestsDeleted} manifests, ${report.layerLinksDeleted} links, ${report.blobsDeleted} blobs (${report.bytesFreed} bytes)`,
       );
       console.log(`  phases: ${report.phases.map((p) => `${p.name} ${(p.ms / 1000).toFixed(2)}s`).join(', ')}`);
-
-      t = Date.now();
-      const idle = await runGc(root, ['--delete-untagged']);
-      console.log(`gc again (nothing to sweep): ${((Date.now() - t) / 1000).toFixed(2)}s wall, ${(idle.totalMs / 1000).toFixed(2)}s in the collector`);
+      console.log(`gc again (nothing to sweep): ${(g2.report.totalMs / 1000).toFixed(2)}s under load`);
+      console.log(`  phases: ${g2.report.phases.map((p) => `${p.name} ${(p.ms / 1000).toFixed(2)}s`).join(', ')}`);
 
       console.log(`\nmanifest GET by tag, ${CLIENTS} clients, ${tags.length} tags`);
-      console.log(summary('without GC', baseline, baseMs));
-      console.log(summary('while GC runs', withGc, gcMs));
+      console.log(summary('without GC (1)', q1.r, q1.ms));
+      console.log(summary('while GC sweeps', g1.r, g1.ms));
+      console.log(summary('without GC (2)', q2.r, q2.ms));
+      console.log(summary('while GC scans (no-op)', g2.r, g2.ms));
     } finally {
       await berth.stop();
     }
