@@ -139,7 +139,13 @@ async function main(): Promise<void> {
 
     const berth = await startBerth({ root, env: { REGISTRY_LOG_ACCESSLOG_DISABLED: 'true' } });
     try {
-      // Warm up: caches and the JIT.
+      // Warm up: every tag once (manifest cache), then the JIT.
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: CLIENTS }, async () => {
+          for (let i = next++; i < tags.length; i = next++) await (await fetch(`${berth.url}/v2/${tags[i].repo}/manifests/${tags[i].tag}`)).arrayBuffer();
+        }),
+      );
       const warm = load(berth.url, tags);
       await sleep(2000);
       await warm.stop();
