@@ -54,6 +54,12 @@ export interface PutManifestResult {
 
 const CATALOG_TTL_MS = 2000;
 
+/** Lookups answered from an in-process cache (hits) or the backend (misses). */
+export interface CacheStats {
+  hits: number;
+  misses: number;
+}
+
 export class ContentStore {
   readonly uploads: UploadManager;
   private readonly opts: StoreOptions;
@@ -63,6 +69,12 @@ export class ContentStore {
   // Facts another replica can change: cached briefly.
   private readonly links: LRUCache<string, string>;
   private catalog?: { at: number; names: Promise<string[]> };
+  /** Read by the metrics endpoint. */
+  readonly cacheStats: Record<'manifest' | 'blobsize' | 'link', CacheStats> = {
+    manifest: { hits: 0, misses: 0 },
+    blobsize: { hits: 0, misses: 0 },
+    link: { hits: 0, misses: 0 },
+  };
 
   constructor(
     readonly driver: StorageDriver,
@@ -86,6 +98,7 @@ export class ContentStore {
   /** The digest a link file points to, or undefined when it is missing. */
   private async readLink(path: string): Promise<string | undefined> {
     const cached = this.links.get(path);
+    this.cacheStats.link[cached === undefined ? 'misses' : 'hits']++;
     if (cached !== undefined) return cached || undefined;
     try {
       const target = (await this.driver.getContent(path)).toString('utf8').trim();
@@ -159,6 +172,7 @@ export class ContentStore {
   /** Size of the stored blob, or undefined if the store does not hold it. */
   async globalBlobSize(d: Digest): Promise<number | undefined> {
     const cached = this.blobSizes.get(d.value);
+    this.cacheStats.blobsize[cached === undefined ? 'misses' : 'hits']++;
     if (cached !== undefined) return cached;
     try {
       const info = await this.driver.stat(paths.blobData(d));
@@ -276,6 +290,7 @@ export class ContentStore {
 
   private async loadManifest(d: Digest): Promise<ManifestContent> {
     const cached = this.manifests.get(d.value);
+    this.cacheStats.manifest[cached ? 'hits' : 'misses']++;
     if (cached) return cached;
     let bytes: Buffer;
     try {
