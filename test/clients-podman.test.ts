@@ -56,6 +56,22 @@ if (bins) {
     }
   });
 
+  t.test('podman manifest push of a Docker manifest list (v2s2)', async (t) => {
+    await podman(['manifest', 'create', 'berth-list']);
+    await podman(['manifest', 'add', '--all', 'berth-list', imgs.multi.ref]);
+    await podman(['manifest', 'push', '--all', '--format', 'v2s2', '--tls-verify=false', 'berth-list', `docker://${reg.host}/podman/list:1`]);
+    const list = await getManifest(reg, 'podman/list', '1');
+    t.equal(list.mediaType, 'application/vnd.docker.distribution.manifest.list.v2+json', 'stored and served as a Docker manifest list');
+    const entries = (JSON.parse(list.body.toString()) as { manifests: { digest: string; mediaType: string; platform: { os: string; architecture: string } }[] }).manifests;
+    t.equal(entries.length, imgs.multi.images.length);
+    for (const e of entries) {
+      const want = imgs.multi.images.find((i) => i.platform === `${e.platform.os}/${e.platform.architecture}`);
+      const child = await getManifest(reg, 'podman/list', e.digest);
+      t.equal(child.mediaType, 'application/vnd.docker.distribution.manifest.v2+json', `${e.platform.architecture}: converted to Docker schema 2`);
+      t.equal(await configDigest('podman/list', e.digest), want?.config.digest, `${e.platform.architecture}: same image config`);
+    }
+  });
+
   t.test('buildah builds from scratch and pushes', async (t) => {
     const ctx = path.join(scratch, 'ctx');
     fs.mkdirSync(ctx);
