@@ -262,7 +262,12 @@ t.test('compose files pass docker-compose config and fit together', { skip: comp
   t.ok(token.tokenserver.services.includes(registry.auth.token.service), 'token service serves this registry');
   t.match(registry.auth.token.realm, new RegExp(`:${token.tokenserver.addr.split(':').pop()}/token$`), 'realm points at the token service');
   t.ok(full.services.berth.ports.some((p: { target: number }) => Number(p.target) === 5000) || full.services.berth.ports.some((p: string) => String(p).endsWith(':5000')), 'registry published on 5000');
+  // the image's config drains for http.draintimeout; compose must wait longer before SIGKILL
+  const drain = seconds(YAML.parse(fs.readFileSync(path.join(DEPLOY, 'config.yml'), 'utf8')).http.draintimeout);
   const fsOnly = checked('compose.filesystem.yaml');
+  for (const [where, svc] of [['compose.yaml berth', full.services.berth], ['compose.yaml token', full.services.token], ['compose.filesystem.yaml berth', fsOnly.services.berth]]) {
+    t.ok(seconds(svc.stop_grace_period) > drain, `${where}: stop_grace_period ${svc.stop_grace_period} > drain ${drain}s`);
+  }
   t.same(Object.keys(fsOnly.services), ['berth']);
   t.match(JSON.stringify(fsOnly.services.berth.volumes), /\/var\/lib\/registry/, 'store on a volume');
 });
