@@ -4,7 +4,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import {
   InvalidOffsetError,
   PathNotFoundError,
@@ -81,7 +81,8 @@ export class FilesystemDriver implements StorageDriver {
     }
     const stop = end ?? size;
     if (offset < 0 || offset > size || stop > size || stop < offset) throw new InvalidOffsetError(p, offset);
-    if (stop === offset) return fs.createReadStream(file, { start: 0, end: -1 });
+    // Node 20 rejects end: -1, so an empty range is an empty stream.
+    if (stop === offset) return Readable.from([]);
     return fs.createReadStream(file, { start: offset, end: stop - 1, highWaterMark: 256 * 1024 });
   }
 

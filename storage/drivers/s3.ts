@@ -1,0 +1,837 @@
+// S3 storage driver (AWS S3 and S3-compatible stores: MinIO, Ceph RGW, Swift
+// s3api, R2, ...), configured with distribution's `storage.s3` keys.
+//
+// Keys are `<rootdirectory>/<path>`; "directories" are key prefixes. All state
+// of an unfinished write lives in the bucket so that any replica can continue
+// it (see S3Writer).
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  ListPartsCommand,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+  UploadPartCopyCommand,
+  type CompletedPart,
+  type ListObjectsV2CommandOutput,
+  type ServerSideEncryption,
+  type StorageClass,
+} from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import {
+  InvalidOffsetError,
+  PathNotFoundError,
+  StorageUnavailableError,
+  type FileInfo,
+  type FileWriter,
+  type ListPage,
+  type StorageDriver,
+} from '../driver';
+
+const MiB = 1024 * 1024;
+/** S3's smallest part (all parts but the last) and largest part. */
+export const MIN_CHUNK_SIZE = 5 * MiB;
+const MAX_PART_SIZE = 5 * 1024 * MiB;
+const MAX_PARTS = 10000;
+const LIST_MAX = 1000;
+
+/** distribution's `storage.s3` options (sizes in bytes, durations in ms). */
+export interface S3DriverOptions {
+  bucket: string;
+  region: string;
+  /** Endpoint of an S3-compatible store; a bare host gets http/https from `secure`. */
+  regionendpoint?: string;
+  forcepathstyle?: boolean;
+  /** With secretkey: static credentials. Both unset: the AWS default chain (env, profile, IMDS, ...). */
+  accesskey?: string;
+  secretkey?: string;
+  sessiontoken?: string;
+  rootdirectory?: string;
+  /** Use https for a regionendpoint without a scheme (default true). */
+  secure?: boolean;
+  /** Do not verify the TLS certificate of the endpoint. */
+  skipverify?: boolean;
+  /** Upload part size, at least 5 MiB (default 10 MiB). */
+  chunksize?: number;
+  /** Objects larger than this are moved with a multipart UploadPartCopy (default 32 MiB). */
+  multipartcopythresholdsize?: number;
+  multipartcopychunksize?: number;
+  multipartcopymaxconcurrency?: number;
+  encrypt?: boolean;
+  keyid?: string;
+  /** STANDARD (default), REDUCED_REDUNDANCY, ... or NONE to send no storage class. */
+  storageclass?: string;
+  objectacl?: string;
+  /** Lifetime of presigned redirect URLs (default 20 min). */
+  redirectexpiry?: number;
+  /** Most parts one upload may use; part sizes grow to fit (default 10,000, S3's limit). */
+  maxuploadparts?: number;
+  /** TCP connect timeout per attempt (default 5 s). */
+  connecttimeout?: number;
+  /** A socket idle this long fails the attempt (default 30 s). */
+  idletimeout?: number;
+  /** One operation, all retries included, until the response starts (default 60 s). */
+  operationtimeout?: number;
+  /** Attempts per operation, retrying throttling, 5xx and network errors with backoff (default 5). */
+  maxattempts?: number;
+}
+
+/** Metadata on the object that holds the not-yet-part-sized tail of an unfinished write. */
+const META_OFFSET = 'berth-offset';
+const META_UPLOAD = 'berth-upload';
+
+type Entry = { name: string; key: string; isDir: boolean; size: number; modTime: Date };
+
+export class S3Driver implements StorageDriver {
+  readonly name = 's3';
+  readonly client: S3Client;
+  readonly bucket: string;
+  /** Key prefix of the root directory: "" or "some/root/". */
+  readonly prefix: string;
+  readonly chunkSize: number;
+  readonly maxParts: number;
+  private readonly copyThreshold: number;
+  private readonly copyChunkSize: number;
+  private readonly copyConcurrency: number;
+  private readonly operationTimeout: number;
+  private readonly redirectExpiry: number;
+  private readonly putParams: {
+    StorageClass?: StorageClass;
+    ServerSideEncryption?: ServerSideEncryption;
+    SSEKMSKeyId?: string;
+    ACL?: any;
+    ContentType: string;
+  };
+
+  constructor(opts: S3DriverOptions) {
+    if (!opts.bucket) throw new Error('storage.s3.bucket is required');
+    if (!opts.region) throw new Error('storage.s3.region is required');
+    this.bucket = opts.bucket;
+    const root = (opts.rootdirectory ?? '').replace(/^\/+|\/+$/g, '');
+    this.prefix = root ? root + '/' : '';
+    this.chunkSize = opts.chunksize ?? 2 * MIN_CHUNK_SIZE;
+    if (this.chunkSize < MIN_CHUNK_SIZE) throw new Error(`storage.s3.chunksize must be at least ${MIN_CHUNK_SIZE} bytes`);
+    this.maxParts = opts.maxuploadparts ?? MAX_PARTS;
+    if (this.maxParts < 1 || this.maxParts > MAX_PARTS) throw new Error(`storage.s3.maxuploadparts must be 1..${MAX_PARTS}`);
+    this.copyThreshold = opts.multipartcopythresholdsize ?? 32 * MiB;
+    this.copyChunkSize = opts.multipartcopychunksize ?? 32 * MiB;
+    if (this.copyChunkSize < MIN_CHUNK_SIZE) throw new Error(`storage.s3.multipartcopychunksize must be at least ${MIN_CHUNK_SIZE} bytes`);
+    if (this.copyThreshold > MAX_PART_SIZE) throw new Error('storage.s3.multipartcopythresholdsize must be at most 5 GiB');
+    this.copyConcurrency = Math.max(1, opts.multipartcopymaxconcurrency ?? 100);
+    this.operationTimeout = opts.operationtimeout ?? 60_000;
+    this.redirectExpiry = opts.redirectexpiry ?? 20 * 60_000;
+    const storageClass = opts.storageclass ?? 'STANDARD';
+    this.putParams = {
+      ContentType: 'application/octet-stream',
+      ...(storageClass !== 'NONE' && { StorageClass: storageClass as StorageClass }),
+      ...(opts.encrypt && { ServerSideEncryption: (opts.keyid ? 'aws:kms' : 'AES256') as ServerSideEncryption }),
+      ...(opts.encrypt && opts.keyid && { SSEKMSKeyId: opts.keyid }),
+      ...(opts.objectacl && { ACL: opts.objectacl }),
+    };
+
+    let endpoint = opts.regionendpoint;
+    if (endpoint && !/^https?:\/\//.test(endpoint)) endpoint = `${opts.secure === false ? 'http' : 'https'}://${endpoint}`;
+    const agentOpts = { keepAlive: true, maxSockets: 64 };
+    this.client = new S3Client({
+      region: opts.region,
+      endpoint,
+      forcePathStyle: opts.forcepathstyle ?? false,
+      credentials:
+        opts.accesskey && opts.secretkey
+          ? { accessKeyId: opts.accesskey, secretAccessKey: opts.secretkey, sessionToken: opts.sessiontoken }
+          : undefined,
+      maxAttempts: opts.maxattempts ?? 5,
+      retryMode: 'standard',
+      // Flexible (CRC) checksums are not implemented by every S3-compatible
+      // store; send and check them only where the API requires one.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: {
+        connectionTimeout: opts.connecttimeout ?? 5000,
+        socketTimeout: opts.idletimeout ?? 30_000,
+        httpAgent: new http.Agent(agentOpts),
+        httpsAgent: new https.Agent({ ...agentOpts, rejectUnauthorized: !opts.skipverify }),
+      },
+    });
+    // DeleteObjects requires an integrity header; many S3-compatible stores
+    // (Swift s3api, older MinIO and Ceph) accept only Content-MD5 for it.
+    this.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const req = args.request as { body?: unknown; headers?: Record<string, string> };
+        if (context.commandName === 'DeleteObjectsCommand' && req.headers && (typeof req.body === 'string' || Buffer.isBuffer(req.body))) {
+          req.headers['content-md5'] = createHash('md5').update(req.body).digest('base64');
+        }
+        return next(args);
+      },
+      { step: 'build', name: 'berthDeleteObjectsContentMd5' },
+    );
+  }
+
+  // ---- keys and calls ----
+
+  key(path: string): string {
+    const segments = path.split('/').slice(1);
+    if (path !== '/' && (path[0] !== '/' || segments.some((s) => s === '' || s === '.' || s === '..'))) {
+      throw new Error(`invalid storage path: ${JSON.stringify(path)}`);
+    }
+    return this.prefix + path.slice(1);
+  }
+
+  /** The key prefix of everything under a directory path. */
+  private dirPrefix(path: string): string {
+    return path === '/' ? this.prefix : this.key(path) + '/';
+  }
+
+  /**
+   * Send one command with a deadline covering all its retries. The deadline
+   * ends when the response starts, so a streamed body is bounded by the
+   * socket idle timeout instead.
+   */
+  async send<T>(command: { input: object }, what: string): Promise<T> {
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), this.operationTimeout);
+    try {
+      return (await this.client.send(command as any, { abortSignal: ac.signal })) as T;
+    } catch (err) {
+      throw unavailable(err, ac.signal.aborted, what) ?? err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async head(key: string) {
+    try {
+      return await this.send<import('@aws-sdk/client-s3').HeadObjectCommandOutput>(
+        new HeadObjectCommand({ Bucket: this.bucket, Key: key }),
+        'HeadObject',
+      );
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw err;
+    }
+  }
+
+  // ---- whole-object operations ----
+
+  async getContent(path: string): Promise<Buffer> {
+    return readAll(await this.reader(path));
+  }
+
+  async putContent(path: string, content: Buffer): Promise<void> {
+    await this.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key(path), Body: content, ...this.putParams }), 'PutObject');
+  }
+
+  async reader(path: string, offset = 0, end?: number): Promise<Readable> {
+    if (offset < 0 || !Number.isInteger(offset)) throw new InvalidOffsetError(path, offset);
+    const key = this.key(path);
+    if (end !== undefined && end <= offset) {
+      const info = await this.stat(path);
+      if (offset > info.size) throw new InvalidOffsetError(path, offset);
+      return Readable.from([]);
+    }
+    const range = offset > 0 || end !== undefined ? `bytes=${offset}-${end !== undefined ? end - 1 : ''}` : undefined;
+    let res;
+    try {
+      res = await this.send<import('@aws-sdk/client-s3').GetObjectCommandOutput>(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range }),
+        'GetObject',
+      );
+    } catch (err) {
+      if (isMissing(err)) throw new PathNotFoundError(path);
+      if (status(err) === 416) {
+        // Reading at the very end (or an empty object) is an empty read, beyond it an error.
+        const h = await this.head(key);
+        if (!h) throw new PathNotFoundError(path);
+        if (offset > (h.ContentLength ?? 0)) throw new InvalidOffsetError(path, offset);
+        return Readable.from([]);
+      }
+      throw err;
+    }
+    const body = res.Body as Readable;
+    if (res.Metadata?.[META_OFFSET] !== undefined) {
+      body.destroy();
+      // S3 cannot read the parts of an unfinished multipart upload.
+      throw new Error(`${path} is being written; commit it before reading`);
+    }
+    return body;
+  }
+
+  async stat(path: string): Promise<FileInfo> {
+    const key = this.key(path);
+    if (path !== '/') {
+      const h = await this.head(key);
+      if (h) {
+        let size = h.ContentLength ?? 0;
+        if (h.Metadata?.[META_OFFSET] !== undefined) size = (await this.openWrite(key)).size;
+        return { path, size, modTime: h.LastModified ?? new Date(0), isDir: false };
+      }
+    }
+    const res = await this.send<ListObjectsV2CommandOutput>(
+      new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.dirPrefix(path), MaxKeys: 1 }),
+      'ListObjectsV2',
+    );
+    const first = res.Contents?.[0];
+    if (!first) throw new PathNotFoundError(path);
+    return { path, size: 0, modTime: first.LastModified ?? new Date(0), isDir: true };
+  }
+
+  // ---- listing ----
+
+  /** One page of direct children of a key prefix (delimiter listing). */
+  private async listChildren(prefix: string, startAfter?: string, token?: string) {
+    const res = await this.send<ListObjectsV2CommandOutput>(
+      new ListObjectsV2Command({
+        Bucket: this.bucket,
+        Prefix: prefix,
+        Delimiter: '/',
+        MaxKeys: LIST_MAX,
+        StartAfter: token ? undefined : startAfter,
+        ContinuationToken: token,
+      }),
+      'ListObjectsV2',
+    );
+    const names: string[] = [];
+    let last = '';
+    for (const o of res.Contents ?? []) {
+      const name = o.Key!.slice(prefix.length);
+      if (name) names.push(name);
+      if (o.Key! > last) last = o.Key!;
+    }
+    for (const p of res.CommonPrefixes ?? []) {
+      const name = p.Prefix!.slice(prefix.length, -1);
+      if (name) names.push(name);
+      if (p.Prefix! > last) last = p.Prefix!;
+    }
+    return { names, last, next: res.IsTruncated ? res.NextContinuationToken : undefined };
+  }
+
+  async list(path: string): Promise<string[]> {
+    const prefix = this.dirPrefix(path);
+    const names: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.listChildren(prefix, undefined, token);
+      names.push(...page.names);
+      token = page.next;
+    } while (token);
+    if (!names.length) throw new PathNotFoundError(path);
+    return [...new Set(names)].sort();
+  }
+
+  /**
+   * S3 lists in key order, where a directory "foo" sorts as "foo/", after
+   * "foo-bar" and "foo.x"; names are paged in plain name order. A name can
+   * only appear later in key order than a greater name if it is a directory
+   * whose name is a prefix of that greater name followed by a character
+   * below '/', so reading on up to that prefix + '/' settles the page.
+   */
+  async listPage(path: string, after: string | undefined, limit: number): Promise<ListPage> {
+    const prefix = this.dirPrefix(path);
+    const found = new Set<string>();
+    let token: string | undefined;
+    for (;;) {
+      const page = await this.listChildren(prefix, after !== undefined ? prefix + after : undefined, token);
+      for (const n of page.names) if (after === undefined || n > after) found.add(n);
+      token = page.next;
+      if (!token) break;
+      if (found.size > limit) {
+        const edge = [...found].sort()[limit];
+        const bound = prefix + shortestLowerPrefix(edge);
+        if (page.last >= bound) break;
+      }
+    }
+    const sorted = [...found].sort();
+    if (sorted.length > limit) return { names: sorted.slice(0, limit), next: sorted[limit - 1] };
+    if (!sorted.length && after === undefined) throw new PathNotFoundError(path);
+    return { names: sorted };
+  }
+
+  /** Every object under a key prefix, in key order (flat listing: one request per 1,000 keys). */
+  private async *objects(prefix: string) {
+    let token: string | undefined;
+    do {
+      const res: ListObjectsV2CommandOutput = await this.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: LIST_MAX, ContinuationToken: token }),
+        'ListObjectsV2',
+      );
+      for (const o of res.Contents ?? []) yield { key: o.Key!, size: o.Size ?? 0, modTime: o.LastModified ?? new Date(0) };
+      token = res.IsTruncated ? res.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  /**
+   * Walks a flat listing: keys under a common prefix are contiguous in key
+   * order, so directories are reported when their first key shows up, before
+   * their contents, and a skipped directory is a prefix to pass over.
+   */
+  async walk(path: string, fn: (info: FileInfo) => Promise<void | 'skip'> | void | 'skip'): Promise<void> {
+    const prefix = this.dirPrefix(path);
+    const base = path === '/' ? '' : path;
+    const seenDirs = new Set<string>();
+    let skipped: string | undefined;
+    let any = false;
+    for await (const o of this.objects(prefix)) {
+      any = true;
+      if (skipped && o.key.startsWith(skipped)) continue;
+      skipped = undefined;
+      const parts = o.key.slice(prefix.length).split('/');
+      let rel = '';
+      let skip = false;
+      for (let i = 0; i < parts.length - 1 && !skip; i++) {
+        rel += '/' + parts[i];
+        if (seenDirs.has(rel)) continue;
+        seenDirs.add(rel);
+        if ((await fn({ path: base + rel, size: 0, modTime: o.modTime, isDir: true })) === 'skip') {
+          skipped = prefix + rel.slice(1) + '/';
+          skip = true;
+        }
+      }
+      if (!skip && parts[parts.length - 1]) {
+        await fn({ path: base + rel + '/' + parts[parts.length - 1], size: o.size, modTime: o.modTime, isDir: false });
+      }
+    }
+    if (!any) throw new PathNotFoundError(path);
+  }
+
+  // ---- move and delete ----
+
+  async move(src: string, dst: string): Promise<void> {
+    const srcKey = this.key(src);
+    const dstKey = this.key(dst);
+    const h = await this.head(srcKey);
+    if (!h) throw new PathNotFoundError(src);
+    const size = h.ContentLength ?? 0;
+    if (size <= this.copyThreshold) {
+      await this.send(
+        new CopyObjectCommand({ Bucket: this.bucket, Key: dstKey, CopySource: this.copySource(srcKey), ...this.putParams }),
+        'CopyObject',
+      );
+    } else {
+      await this.multipartCopy(srcKey, dstKey, size);
+    }
+    await this.deleteKeys([srcKey]);
+  }
+
+  private copySource(key: string): string {
+    return `${this.bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
+  }
+
+  /** Server-side copy in ranged parts (CopyObject stops at 5 GiB); parts grow to stay within the part limit. */
+  private async multipartCopy(srcKey: string, dstKey: string, size: number): Promise<void> {
+    const partSize = Math.max(this.copyChunkSize, Math.ceil(size / this.maxParts));
+    const created = await this.send<{ UploadId?: string }>(
+      new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: dstKey, ...this.putParams }),
+      'CreateMultipartUpload',
+    );
+    const uploadId = created.UploadId!;
+    const count = Math.ceil(size / partSize);
+    const parts: CompletedPart[] = new Array(count);
+    let nextPart = 0;
+    const worker = async () => {
+      while (nextPart < count) {
+        const i = nextPart++;
+        const start = i * partSize;
+        const last = Math.min(size, start + partSize) - 1;
+        const res = await this.send<{ CopyPartResult?: { ETag?: string } }>(
+          new UploadPartCopyCommand({
+            Bucket: this.bucket,
+            Key: dstKey,
+            UploadId: uploadId,
+            PartNumber: i + 1,
+            CopySource: this.copySource(srcKey),
+            CopySourceRange: `bytes=${start}-${last}`,
+          }),
+          'UploadPartCopy',
+        );
+        parts[i] = { PartNumber: i + 1, ETag: res.CopyPartResult?.ETag };
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: Math.min(this.copyConcurrency, count) }, worker));
+      await this.send(
+        new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: dstKey, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
+        'CompleteMultipartUpload',
+      );
+    } catch (err) {
+      await this.abort(dstKey, uploadId).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async delete(path: string): Promise<void> {
+    const key = this.key(path);
+    const keys: string[] = [];
+    let deleted = 0;
+    if (path !== '/' && (await this.head(key))) keys.push(key);
+    for await (const o of this.objects(this.dirPrefix(path))) {
+      keys.push(o.key);
+      if (keys.length >= LIST_MAX) deleted += await this.deleteKeys(keys.splice(0));
+    }
+    deleted += await this.deleteKeys(keys);
+    // Unfinished writes hold parts that would otherwise linger (and be billed).
+    const aborted = await this.abortUploads(key, false);
+    if (!deleted && !aborted) throw new PathNotFoundError(path);
+  }
+
+  /** DeleteObjects in batches of at most 1,000 keys; returns how many were asked for. */
+  private async deleteKeys(keys: string[]): Promise<number> {
+    for (let i = 0; i < keys.length; i += LIST_MAX) {
+      const batch = keys.slice(i, i + LIST_MAX);
+      const res = await this.send<{ Errors?: { Key?: string; Code?: string; Message?: string }[] }>(
+        new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+        'DeleteObjects',
+      );
+      const errors = (res.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
+      if (errors.length) throw new Error(`S3 DeleteObjects: ${errors[0].Key}: ${errors[0].Code} ${errors[0].Message ?? ''}`);
+    }
+    return keys.length;
+  }
+
+  /** Multipart uploads of `key` (exact) or of `key` and the keys under `key/` (tree). */
+  async uploadsOf(key: string, exact: boolean): Promise<{ key: string; uploadId: string; initiated: Date }[]> {
+    const out: { key: string; uploadId: string; initiated: Date }[] = [];
+    let keyMarker: string | undefined;
+    let idMarker: string | undefined;
+    for (;;) {
+      const res = await this.send<import('@aws-sdk/client-s3').ListMultipartUploadsCommandOutput>(
+        new ListMultipartUploadsCommand({
+          Bucket: this.bucket,
+          Prefix: key,
+          KeyMarker: keyMarker,
+          UploadIdMarker: idMarker,
+        }),
+        'ListMultipartUploads',
+      );
+      for (const u of res.Uploads ?? []) {
+        if (u.Key !== key && (exact || !u.Key!.startsWith(key === this.prefix ? key : key + '/'))) continue;
+        out.push({ key: u.Key!, uploadId: u.UploadId!, initiated: u.Initiated ?? new Date(0) });
+      }
+      if (!res.IsTruncated) return out;
+      keyMarker = res.NextKeyMarker;
+      idMarker = res.NextUploadIdMarker;
+    }
+  }
+
+  private async abortUploads(key: string, exact: boolean): Promise<number> {
+    const uploads = await this.uploadsOf(key, exact);
+    for (const u of uploads) await this.abort(u.key, u.uploadId);
+    return uploads.length;
+  }
+
+  private async abort(key: string, uploadId: string): Promise<void> {
+    try {
+      await this.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }), 'AbortMultipartUpload');
+    } catch (err) {
+      if (!isMissing(err)) throw err;
+    }
+  }
+
+  // ---- writers ----
+
+  async writer(path: string, append: boolean): Promise<FileWriter> {
+    const key = this.key(path);
+    if (!append) {
+      await this.abortUploads(key, true);
+      return new S3Writer(this, key, undefined, [], 0, [], true);
+    }
+    const s = await this.openWrite(key);
+    return new S3Writer(this, key, s.uploadId, s.parts, s.partBytes, s.tail);
+  }
+
+  /**
+   * Rebuild a writer's state from the bucket: the newest multipart upload of
+   * the key with its parts, and the tail object at the key itself. The tail
+   * records the byte offset it starts at; when a part was uploaded but the
+   * tail not yet rewritten (a crash in between), the part begins with the
+   * tail's bytes and those are dropped from it.
+   */
+  async openWrite(key: string) {
+    const uploads = (await this.uploadsOf(key, true)).sort((a, b) => +b.initiated - +a.initiated);
+    const uploadId = uploads[0]?.uploadId;
+    const parts: CompletedPart[] = [];
+    let partBytes = 0;
+    if (uploadId) {
+      let marker: string | undefined;
+      for (;;) {
+        const res = await this.send<import('@aws-sdk/client-s3').ListPartsCommandOutput>(
+          new ListPartsCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }),
+          'ListParts',
+        );
+        for (const p of res.Parts ?? []) {
+          if (p.PartNumber !== parts.length + 1) throw new Error(`S3 upload of ${key} has a gap before part ${p.PartNumber}`);
+          parts.push({ PartNumber: p.PartNumber, ETag: p.ETag });
+          partBytes += p.Size ?? 0;
+        }
+        if (!res.IsTruncated) break;
+        marker = res.NextPartNumberMarker;
+      }
+    }
+    const state = (tail: Buffer[]) => ({ uploadId, parts, partBytes, tail, size: partBytes + (tail[0]?.length ?? 0) });
+    let res;
+    try {
+      res = await this.send<import('@aws-sdk/client-s3').GetObjectCommandOutput>(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key }),
+        'GetObject',
+      );
+    } catch (err) {
+      if (isMissing(err)) return state([]);
+      throw err;
+    }
+    const body = res.Body as Readable;
+    const meta = res.Metadata ?? {};
+    if (meta[META_OFFSET] === undefined) {
+      // A finished object. With an open upload it is the old content that a
+      // truncating writer began to replace (and crashed before its first close).
+      if (uploadId) return body.destroy(), state([]);
+      if ((res.ContentLength ?? 0) < MIN_CHUNK_SIZE) return state([await readAll(body)]);
+      // Appending to a large finished object: it becomes part 1, copied server-side.
+      body.destroy();
+      return { ...(await this.adoptFinished(key, res.ContentLength!)), tail: [] as Buffer[] };
+    }
+    const data = await readAll(body);
+    // The tail of an upload that was aborted since (a truncating writer started over).
+    if (meta[META_UPLOAD] && meta[META_UPLOAD] !== uploadId) return state([]);
+    const offset = Number(meta[META_OFFSET]);
+    if (offset > partBytes) throw new Error(`S3 upload of ${key} is missing parts (tail at ${offset}, parts end at ${partBytes})`);
+    return state([data.subarray(Math.min(data.length, partBytes - offset))]);
+  }
+
+  /** Turn a finished object into part 1 of a new upload. */
+  private async adoptFinished(key: string, size: number) {
+    const created = await this.send<{ UploadId?: string }>(
+      new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ...this.putParams }),
+      'CreateMultipartUpload',
+    );
+    const res = await this.send<{ CopyPartResult?: { ETag?: string } }>(
+      new UploadPartCopyCommand({
+        Bucket: this.bucket,
+        Key: key,
+        UploadId: created.UploadId!,
+        PartNumber: 1,
+        CopySource: this.copySource(key),
+      }),
+      'UploadPartCopy',
+    );
+    return {
+      uploadId: created.UploadId,
+      parts: [{ PartNumber: 1, ETag: res.CopyPartResult?.ETag }] as CompletedPart[],
+      partBytes: size,
+      size,
+    };
+  }
+
+  /** Size of part n (1-based): doubles every tenth of the part limit, so 10 doublings cover > 5 TiB at 5 MiB chunks. */
+  partSize(n: number): number {
+    const step = Math.ceil(this.maxParts / 10);
+    return Math.min(MAX_PART_SIZE, this.chunkSize * 2 ** Math.floor((n - 1) / step));
+  }
+
+  async putTail(key: string, data: Buffer, offset: number, uploadId: string | undefined): Promise<void> {
+    await this.send(
+      new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        Body: data,
+        ...this.putParams,
+        Metadata: { [META_OFFSET]: String(offset), [META_UPLOAD]: uploadId ?? '' },
+      }),
+      'PutObject',
+    );
+  }
+
+  async putFinal(key: string, data: Buffer): Promise<void> {
+    await this.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: data, ...this.putParams }), 'PutObject');
+  }
+
+  async createUpload(key: string): Promise<string> {
+    const res = await this.send<{ UploadId?: string }>(
+      new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ...this.putParams }),
+      'CreateMultipartUpload',
+    );
+    return res.UploadId!;
+  }
+
+  async uploadPart(key: string, uploadId: string, n: number, body: Buffer): Promise<CompletedPart> {
+    const res = await this.send<{ ETag?: string }>(
+      new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber: n, Body: body }),
+      'UploadPart',
+    );
+    return { PartNumber: n, ETag: res.ETag };
+  }
+
+  async completeUpload(key: string, uploadId: string, parts: CompletedPart[]): Promise<void> {
+    await this.send(
+      new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
+      'CompleteMultipartUpload',
+    );
+  }
+
+  async cancelWrite(key: string): Promise<void> {
+    await this.abortUploads(key, true);
+    await this.deleteKeys([key]);
+  }
+
+  // ---- misc ----
+
+  async redirectURL(path: string, method: 'GET' | 'HEAD'): Promise<string | undefined> {
+    const input = { Bucket: this.bucket, Key: this.key(path) };
+    const cmd = method === 'HEAD' ? new HeadObjectCommand(input) : new GetObjectCommand(input);
+    return getSignedUrl(this.client, cmd as any, { expiresIn: Math.floor(this.redirectExpiry / 1000) });
+  }
+
+  async healthCheck(): Promise<void> {
+    await this.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, MaxKeys: 1 }), 'ListObjectsV2');
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+}
+
+/**
+ * Writes a file as an S3 multipart upload. Bytes are copied into one part
+ * buffer until a part is full (parts are at least chunksize; S3 wants all but
+ * the last to be >= 5 MiB), so memory per writer is one part. close() stores
+ * the not-yet-full remainder as the object at the key itself, tagged with the
+ * offset it starts at, so a writer in another process can pick up from the
+ * parts (ListParts) plus that tail. commit() uploads the remainder as the last
+ * part and completes the upload, which atomically replaces the tail object; a
+ * file that never filled a part is a single PutObject.
+ */
+class S3Writer implements FileWriter {
+  private buf = Buffer.alloc(0);
+  private used = 0;
+  private done = false;
+
+  constructor(
+    private readonly d: S3Driver,
+    private readonly key: string,
+    private uploadId: string | undefined,
+    private readonly parts: CompletedPart[],
+    private partBytes: number,
+    tail: Buffer[],
+    /** A new (truncating) writer must replace whatever is at the key on close(). */
+    private dirty = false,
+  ) {
+    for (const b of tail) this.append(b, 0, b.length);
+  }
+
+  get size(): number {
+    return this.partBytes + this.used;
+  }
+
+  /** Copy into the part buffer, growing it geometrically up to the part size. */
+  private append(src: Buffer, start: number, end: number): void {
+    const need = this.used + end - start;
+    if (need > this.buf.length) {
+      const cap = Math.max(need, Math.min(this.d.partSize(this.parts.length + 1), Math.max(64 * 1024, this.buf.length * 2)));
+      const grown = Buffer.allocUnsafe(cap);
+      this.buf.copy(grown, 0, 0, this.used);
+      this.buf = grown;
+    }
+    src.copy(this.buf, this.used, start, end);
+    this.used = need;
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this.done) throw new Error('writer already committed or cancelled');
+    let off = 0;
+    while (off < chunk.length) {
+      const room = this.d.partSize(this.parts.length + 1) - this.used;
+      const take = Math.min(room, chunk.length - off);
+      this.append(chunk, off, off + take);
+      off += take;
+      this.dirty = true;
+      if (this.used === this.d.partSize(this.parts.length + 1)) await this.flushPart();
+    }
+  }
+
+  private async flushPart(): Promise<void> {
+    const n = this.parts.length + 1;
+    if (n > this.d.maxParts) throw new Error(`S3 upload of ${this.key} exceeds ${this.d.maxParts} parts`);
+    this.uploadId ??= await this.d.createUpload(this.key);
+    this.parts.push(await this.d.uploadPart(this.key, this.uploadId, n, this.buf.subarray(0, this.used)));
+    this.partBytes += this.used;
+    this.used = 0;
+  }
+
+  async close(): Promise<void> {
+    if (this.done || !this.dirty) return;
+    await this.d.putTail(this.key, this.buf.subarray(0, this.used), this.partBytes, this.uploadId);
+    this.dirty = false;
+  }
+
+  async commit(): Promise<void> {
+    if (this.done) throw new Error('writer already committed or cancelled');
+    const rest = this.buf.subarray(0, this.used);
+    if (!this.uploadId) {
+      await this.d.putFinal(this.key, rest);
+    } else {
+      if (rest.length || !this.parts.length) {
+        if (this.parts.length >= this.d.maxParts) throw new Error(`S3 upload of ${this.key} exceeds ${this.d.maxParts} parts`);
+        this.parts.push(await this.d.uploadPart(this.key, this.uploadId, this.parts.length + 1, rest));
+      }
+      await this.d.completeUpload(this.key, this.uploadId, this.parts);
+    }
+    this.partBytes += this.used;
+    this.used = 0;
+    this.buf = Buffer.alloc(0);
+    this.done = true;
+  }
+
+  async cancel(): Promise<void> {
+    this.done = true;
+    this.used = 0;
+    this.buf = Buffer.alloc(0);
+    await this.d.cancelWrite(this.key);
+  }
+}
+
+async function readAll(body: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of body) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** The shortest proper prefix p of name with name[p.length] < '/', plus '/'; name itself if none. */
+function shortestLowerPrefix(name: string): string {
+  for (let i = 1; i < name.length; i++) if (name[i] < '/') return name.slice(0, i) + '/';
+  return name;
+}
+
+function status(err: unknown): number | undefined {
+  return (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+}
+
+function isMissing(err: unknown): boolean {
+  const name = (err as Error)?.name;
+  return name === 'NoSuchKey' || name === 'NotFound' || name === 'NoSuchUpload' || status(err) === 404;
+}
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
+
+/** A StorageUnavailableError when the store could not be reached, timed out or is failing (5xx, throttling). */
+function unavailable(err: unknown, timedOut: boolean, what: string): StorageUnavailableError | undefined {
+  const e = err as Error & { code?: string; $metadata?: { httpStatusCode?: number } };
+  const code = status(err);
+  if (timedOut || e?.name === 'AbortError') return new StorageUnavailableError(`S3 ${what} timed out`, err);
+  if (
+    (code !== undefined && code >= 500) ||
+    (e?.code && NETWORK_CODES.has(e.code)) ||
+    ['TimeoutError', 'SlowDown', 'ServiceUnavailable', 'RequestTimeout', 'Throttling', 'ThrottlingException'].includes(e?.name)
+  ) {
+    return new StorageUnavailableError(`S3 ${what} failed: ${e.name}${e.message ? ': ' + e.message : ''}`, err);
+  }
+  return undefined;
+}
