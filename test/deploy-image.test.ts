@@ -5,8 +5,8 @@
 // `docker stop` (SIGTERM) lets an upload in flight finish, exits 0, and the blob is
 // there after a restart (the store is the image's VOLUME).
 // Needs root, docker.io (dockerd, containerd), skopeo, and debootstrap unless the
-// base tarball is cached. Uses the engine at DOCKER_HOST, or starts one with
-// test/fixtures/engines.
+// base tarball is cached. Uses the engine at DOCKER_HOST, or starts one
+// (test/helpers/engines.ts).
 import { execFile, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -15,10 +15,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { startEngines } from './helpers/engines';
 import { freePort } from './helpers/process';
 
 const REPO = path.resolve(__dirname, '../..');
-const ENGINES = path.join(REPO, 'test/fixtures/engines');
 const BASE_SCRIPT = path.join(REPO, 'deploy/scripts/base-image.sh');
 const run = promisify(execFile);
 
@@ -26,18 +26,11 @@ const missing = ['docker', 'dockerd', 'skopeo', 'tar'].filter((b) => spawnSync('
 const skip = process.getuid?.() !== 0 ? 'needs root (dockerd, debootstrap)' : missing.length ? `not installed: ${missing.join(', ')}` : false;
 
 t.test('the image builds, runs, serves docker and skopeo, and drains on SIGTERM', { skip, timeout: 1_200_000 }, async (t) => {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  let engineDir: string | undefined;
+  let env: NodeJS.ProcessEnv = { ...process.env };
   if (!env.DOCKER_HOST) {
-    // a short path: the engines' unix sockets live under it
-    engineDir = fs.mkdtempSync('/tmp/berth-eng-');
-    t.teardown(() => run(ENGINES, ['stop', '--data', engineDir!, '--purge']).then(() => undefined));
-    // overlay2, or vfs where the filesystem cannot take it (CI inside a container)
-    const out = await run(ENGINES, ['start', '--data', engineDir], { env }).catch(async () => {
-      await run(ENGINES, ['stop', '--data', engineDir!]);
-      return run(ENGINES, ['start', '--data', engineDir!, '--storage-driver', 'vfs'], { env });
-    });
-    env.DOCKER_HOST = /DOCKER_HOST=(\S+)/.exec(out.stdout)?.[1];
+    const engines = await startEngines();
+    t.teardown(() => engines.stop());
+    env = engines.env;
   }
   t.ok(env.DOCKER_HOST, `engine at ${env.DOCKER_HOST}`);
   const docker = async (...args: string[]) => (await run('docker', args, { env, maxBuffer: 64 << 20 })).stdout.trim();

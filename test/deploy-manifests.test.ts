@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import YAML from 'yaml';
+import { parsePolicy } from '../auth/policy';
+import { parseUsers } from '../auth/users';
 import { fromObject, SCHEMA } from '../server/config';
 import { id, parseDocs, render, type K8sObject, type Obj } from './fixtures/kustomize';
 
@@ -232,6 +234,20 @@ t.test('every berth config under deploy/ loads', async (t) => {
     });
   }
   t.equal(fromObject(configs[0][1], {}).config.http.addr, ':5000', 'the image listens on :5000');
+});
+
+t.test('the shipped access policies and users files parse', async (t) => {
+  const base = rendered.get('base')!;
+  const policies: [string, string][] = [
+    ['deploy/compose/policy.yml', fs.readFileSync(path.join(DEPLOY, 'compose/policy.yml'), 'utf8')],
+    ['k8s ConfigMap policy.yml', get(one(base, 'ConfigMap', 'berth-config'), 'data')['policy.yml']],
+  ];
+  for (const [name, text] of policies) {
+    const p = parsePolicy(text);
+    t.same(p.admins, ['admin'], `${name}: admins`);
+    t.ok(p.default.get('authenticated')?.has('pull'), `${name}: signed-in users pull`);
+  }
+  t.equal(parseUsers(get(one(base, 'Secret', 'berth-token'), 'stringData')['users.yml']).size, 0, 'k8s users.yml placeholder parses');
 });
 
 // kubectl ships kustomize; where it is installed, our renderer must agree with it.
