@@ -26,10 +26,10 @@ function healthcheck(env: Record<string, string>): Promise<number> {
 }
 
 t.test('healthcheck.js follows the server address and fails when nothing answers', async (t) => {
-  const berth = await startBerth();
-  t.teardown(() => berth.stop());
   const none = tempDir('berth-hc-');
   t.teardown(() => fs.rmSync(none, { recursive: true, force: true }));
+  const berth = await startBerth({ root: path.join(none, 'store') });
+  t.teardown(() => berth.stop());
   const noConfig = path.join(none, 'absent.yml');
   t.equal(await healthcheck({ REGISTRY_HTTP_ADDR: berth.host, BERTH_CONFIG: noConfig }), 0, 'REGISTRY_HTTP_ADDR');
   const config = path.join(none, 'config.yml');
