@@ -180,6 +180,14 @@ t.test('token auth on berth over HTTP', async (t) => {
     t.same(await catalog('root'), ['alice/app', 'bob/app', 'private/x', 'public/app', 'team/app'], 'admin sees all');
     t.equal(await catalog(undefined), 401, 'anonymous may not list');
 
+    // The usage endpoint names repositories: the catalog's rights, rows filtered by pull.
+    const usage = async (user: string | undefined) => {
+      const res = await req('GET', '/berth/v1/usage', await tokenFor(user, ['registry:catalog:*']));
+      return res.status === 200 ? ((await res.json()) as { repositories: { repository: string }[] }).repositories.map((r) => r.repository) : res.status;
+    };
+    t.same(await usage('alice'), ['alice/app', 'bob/app', 'public/app', 'team/app'], 'usage rows without private/x');
+    t.equal(await usage(undefined), 401, 'anonymous may not see usage');
+
     const tags = await req('GET', '/v2/private/x/tags/list', alicePriv);
     t.equal(tags.status, 401, 'tag list needs pull');
     t.equal((await req('GET', `/v2/private/x/referrers/${privateImg.manifestDigest}`, alicePriv)).status, 401, 'referrers need pull');

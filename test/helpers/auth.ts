@@ -50,7 +50,7 @@ export function basic(user: string, password: string): string {
   return 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64');
 }
 
-/** The policy used by the auth tests (see auth/README.md for the format). */
+/** The policy used by the auth tests (see "Access control" in README.md for the format). */
 export const TEST_POLICY = `
 admins: [root]
 catalog: [authenticated]
