@@ -1,14 +1,17 @@
 // The Koa application: request ids, the error table, /v2 routing to one
 // handler module per resource, and the health endpoints.
-import crypto from 'node:crypto';
-import Router from '@koa/router';
 import Koa from 'koa';
 import { err, RegistryError } from '../storage/errors';
 import type { ContentStore } from '../storage/store';
 import type { Config } from './config';
 import { allowAll, type Ctx, type Deps, type Resource, type State } from './context';
 import { errorBody, sendError, toRegistryError } from './errors';
+import { healthRoutes, type ReadyStatus } from './health';
 import type { Logger } from './log';
+import type { Metrics } from './metrics';
+import type { Notifier } from './notifications';
+import { observe } from './observe';
+import { usageRouter } from './maintenance';
 import { base } from './routes/base';
 import { blobs } from './routes/blobs';
 import { catalog } from './routes/catalog';
@@ -25,9 +28,17 @@ export interface AppOptions {
   store: ContentStore;
   logger: Logger;
   /** False while draining or when storage is unreachable. */
-  ready: () => Promise<{ ok: boolean; reason?: string }>;
+  ready: () => Promise<ReadyStatus>;
+  /** True while draining: responses close their connections. */
+  draining?: () => boolean;
+  /** Request metrics go here; also served at http.debug.prometheus.path unless serveMetrics is false. */
+  metrics?: Metrics;
+  serveMetrics?: boolean;
+  notifier?: Notifier;
   /** Optional auth middleware: checks ctx.state.route and sets ctx.state.auth. */
   auth?: Koa.Middleware;
+  /** Optional in-process token service (answers at its own path, e.g. /token). */
+  tokens?: Koa.Middleware;
 }
 
 export function createApp(opts: AppOptions): Koa<State> {
@@ -37,13 +48,23 @@ export function createApp(opts: AppOptions): Koa<State> {
   const headers = opts.config.http.headers ?? {};
   const readOnly = opts.config.storage.maintenance.readonly.enabled;
 
-  // Errors first, so everything below answers with the spec's JSON bodies.
+  const metricsPath = opts.config.http.debug.prometheus.path;
+  const serveMetrics = opts.metrics && opts.serveMetrics !== false;
+  app.use(
+    observe({
+      logger,
+      accessLog: !opts.config.log.accesslog.disabled,
+      metrics: opts.metrics,
+      notifier: opts.notifier,
+      opsPaths: ['/healthz', '/readyz', ...(serveMetrics ? [metricsPath] : [])],
+      draining: opts.draining ?? (() => false),
+    }),
+  );
+
+  // Errors next, so everything below answers with the spec's JSON bodies.
   app.use(async (ctx, next) => {
-    const started = process.hrtime.bigint();
-    ctx.state.requestId = ctx.get('X-Request-Id').slice(0, 128) || crypto.randomUUID();
     ctx.state.log = {};
     ctx.state.auth = allowAll;
-    ctx.set('X-Request-Id', ctx.state.requestId);
     for (const [k, v] of Object.entries(headers)) ctx.set(k, v);
     if (ctx.path.startsWith('/v2')) ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
     try {
@@ -58,33 +79,12 @@ export function createApp(opts: AppOptions): Koa<State> {
         ctx.type = 'application/json';
         ctx.body = errorBody('UNKNOWN', 'internal error', { requestId: ctx.state.requestId });
       }
-    } finally {
-      if (!opts.config.log.accesslog.disabled) {
-        logger.info('request', {
-          requestId: ctx.state.requestId,
-          method: ctx.method,
-          path: ctx.path,
-          status: ctx.status,
-          repository: ctx.state.route?.name,
-          digest: ctx.state.log.digest,
-          bytesIn: Number(ctx.get('Content-Length')) || undefined,
-          bytesOut: ctx.response.length,
-          ms: Number(process.hrtime.bigint() - started) / 1e6,
-        });
-      }
     }
   });
 
-  const health = new Router();
-  health.get('/healthz', (ctx) => {
-    ctx.body = { status: 'ok' };
-  });
-  health.get('/readyz', async (ctx) => {
-    const r = await opts.ready();
-    ctx.status = r.ok ? 200 : 503;
-    ctx.body = r.ok ? { status: 'ready' } : { status: 'not ready', reason: r.reason };
-  });
-  app.use(health.routes());
+  app.use(healthRoutes({ ready: opts.ready, metrics: serveMetrics ? opts.metrics : undefined, metricsPath }));
+  if (opts.config.berth.usage.enabled) app.use(usageRouter(opts.store.driver, opts.config).routes());
+  if (opts.tokens) app.use(opts.tokens);
 
   // /v2: match the route, check access (auth middleware), dispatch by method.
   app.use(async (ctx, next) => {

@@ -3,8 +3,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
+import { runTokenServer, USER_USAGE, UsageError, userCommand } from '../auth/cli';
 import { ConfigError, loadConfig, maskSecrets, type Config } from './config';
 import { createLogger } from './log';
+import { cmdDu, cmdGc, cmdVerify } from './maintenance';
 import { serve } from './serve';
 
 const USAGE = `usage: berth <command> [options]
@@ -12,6 +14,13 @@ const USAGE = `usage: berth <command> [options]
 commands:
   serve [--config FILE]        run the registry (config also as: serve FILE)
   config check FILE            validate a config and print the effective settings (secrets masked)
+  token-server [--config FILE] run only the token service (the config's tokenserver section)
+  user add|passwd|remove NAME  manage the token service's users file (see: berth user --help)
+  gc [--config FILE] [--dry-run] [--delete-untagged] [--min-age DURATION] [--json]
+                               collect garbage while the registry runs (exit 3: another collector holds the lease)
+  verify [--config FILE] [--repair] [--json]
+                               re-hash every blob, check every link; exit 1 when anything is wrong
+  du [--config FILE] [--json]  bytes as clients see them against bytes stored, per repository
   --version                    print the version
 `;
 
@@ -78,9 +87,60 @@ function cmdConfig(args: string[]): void {
   process.stdout.write(`# ${args[1]}: valid\n${YAML.stringify(maskSecrets(config))}`);
 }
 
+async function cmdTokenServer(args: string[]): Promise<void> {
+  const config = loadOrExit(configArg(args));
+  if (!config.tokenserver) {
+    process.stderr.write('berth: configuration error: token-server needs a tokenserver section\n');
+    process.exit(2);
+  }
+  const logger = createLogger(config.log.level, { service: 'berth-token', ...config.log.fields });
+  await runTokenServer(config.tokenserver, logger);
+}
+
+async function cmdUser(args: string[]): Promise<void> {
+  const i = args.indexOf('--users');
+  let usersFile: string | undefined;
+  if (i >= 0) {
+    usersFile = args[i + 1];
+    args = [...args.slice(0, i), ...args.slice(i + 2)];
+  } else if (args.includes('--config')) {
+    const j = args.indexOf('--config');
+    usersFile = loadOrExit(args[j + 1]).tokenserver?.users;
+    args = [...args.slice(0, j), ...args.slice(j + 2)];
+  }
+  if (!usersFile || args[0] === '--help') {
+    process.stderr.write(USER_USAGE);
+    process.exit(args[0] === '--help' ? 0 : 2);
+  }
+  try {
+    await userCommand(args, usersFile);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`berth: ${e.message}\n`);
+    process.exit(2);
+  }
+}
+/** Maintenance commands return an exit code; bad flags are usage errors (exit 2). */
+const maintenance = (cmd: (args: string[], load: (file: string | undefined) => Config) => Promise<number>) => async (args: string[]) => {
+  let code: number;
+  try {
+    code = await cmd(args, loadOrExit);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    process.stderr.write(`berth: ${e.message}\n${USAGE}`);
+    code = 2;
+  }
+  process.exit(code);
+};
+
 const COMMANDS: Record<string, (args: string[]) => void | Promise<void>> = {
   serve: cmdServe,
   config: cmdConfig,
+  'token-server': cmdTokenServer,
+  user: cmdUser,
+  gc: maintenance(cmdGc),
+  verify: maintenance(cmdVerify),
+  du: maintenance(cmdDu),
 };
 
 async function main(argv: string[]): Promise<void> {

@@ -4,6 +4,7 @@
 // new section is one entry in SCHEMA plus its type in Config.
 import fs from 'node:fs';
 import YAML from 'yaml';
+import type { AuthConfig, TokenServerConfig } from '../auth/config';
 import type { S3DriverOptions } from '../storage/drivers/s3';
 
 export type Field =
@@ -11,7 +12,7 @@ export type Field =
   | { kind: 'int'; default?: number; min?: number }
   | { kind: 'bool'; default?: boolean }
   | { kind: 'duration'; default?: string } // Go syntax ("10s", "1h30m"); stored as milliseconds
-  | { kind: 'stringlist' }
+  | { kind: 'stringlist'; secret?: boolean }
   | { kind: 'object'; fields: Record<string, Field> }
   | { kind: 'map'; of: Field } // free-form keys
   | { kind: 'list'; of: Field }
@@ -26,6 +27,9 @@ const ignored = (why: string): Field => ({ kind: 'ignored', why });
 
 /** Storage drivers; exactly one may be configured. */
 export const STORAGE_DRIVERS = ['filesystem', 's3'] as const;
+
+/** Sections that only exist (and get defaults) when configured. */
+const OPTIONAL_SECTIONS = ['auth', 'auth.token', 'auth.htpasswd', 'tokenserver'];
 
 export const SCHEMA: Record<string, Field> = {
   version: str('0.1'),
@@ -84,17 +88,82 @@ export const SCHEMA: Record<string, Field> = {
     relativeurls: bool(false),
     draintimeout: dur('30s'),
     headers: { kind: 'map', of: { kind: 'stringlist' } },
-    tls: obj({ certificate: str(), key: str(), clientcas: { kind: 'stringlist' }, minimumtls: str() }),
-    debug: obj({ addr: str(), prometheus: obj({ enabled: bool(false), path: str('/metrics') }) }),
+    tls: obj({ certificate: str(), key: str(), clientcas: { kind: 'stringlist' }, minimumtls: str(undefined, { enum: ['tls1.2', 'tls1.3'] }) }),
+    // Unlike distribution, metrics are on by default: on the main listener, or only on debug.addr when set.
+    debug: obj({ addr: str(), prometheus: obj({ enabled: bool(true), path: str('/metrics') }) }),
     http2: ignored('berth serves HTTP/1.1'),
   }),
   health: obj({
     storagedriver: ignored('/readyz checks the storage driver on every probe'),
   }),
+  // Token verification (distribution's auth.token) or Basic auth from an htpasswd file (auth.htpasswd).
+  auth: obj({
+    token: obj({
+      realm: str(),
+      service: str(),
+      issuer: str(),
+      rootcertbundle: str(),
+      jwks: str(),
+      signingalgorithms: { kind: 'stringlist' },
+      autoredirect: bool(false),
+    }),
+    htpasswd: obj({ realm: str(), path: str() }),
+  }),
+  // berth's token service: in-process with `serve`, or alone with `berth token-server`.
+  tokenserver: obj({
+    addr: str(':5001'),
+    path: str('/token'),
+    issuer: str(),
+    key: str(),
+    certificate: str(),
+    expiration: dur('5m'),
+    refreshexpiration: dur('720h'),
+    users: str(),
+    policy: str(),
+    services: { kind: 'stringlist' },
+    realm: str('berth'),
+  }),
+  notifications: obj({
+    events: obj({ includereferences: bool(true) }),
+    endpoints: {
+      kind: 'list',
+      of: obj({
+        name: str(),
+        disabled: bool(false),
+        url: str(),
+        // Often carry credentials (Authorization): masked by `config check`.
+        headers: { kind: 'map', of: { kind: 'stringlist', secret: true } },
+        timeout: dur('1s'),
+        threshold: int(3, 1),
+        backoff: dur('1s'),
+        ignoredmediatypes: { kind: 'stringlist' },
+        ignore: obj({ mediatypes: { kind: 'stringlist' }, actions: { kind: 'stringlist' } }),
+        // berth's own: events held per endpoint while it is slow or down; more are dropped.
+        queuesize: int(1000, 1),
+      }),
+    },
+  }),
   berth: obj({
     // How long tag and link lookups are trusted before re-reading the store (other replicas may change them).
     linkcachettl: dur('1s'),
     manifestcachesize: int(64 * 1024 * 1024, 0),
+    // Online garbage collection (storage/GC.md): `berth gc` reads these too; flags override.
+    gc: obj({
+      enabled: bool(false), // scheduled runs inside `serve` (one collector across replicas: a lease in the store)
+      interval: dur('24h'),
+      minage: dur('1h'),
+      deleteuntagged: bool(false),
+      dryrun: bool(false),
+      concurrency: int(16, 1),
+      leasettl: dur('10m'),
+      sweepbudget: dur('2m'),
+      retention: {
+        kind: 'list',
+        of: obj({ repository: str(), keeplatest: int(undefined, 0), keeptags: str(), untaggedage: dur() }),
+      },
+    }),
+    // GET /berth/v1/usage: du figures, recomputed at most every cachettl.
+    usage: obj({ enabled: bool(true), cachettl: dur('5m') }),
   }),
 };
 
@@ -122,7 +191,39 @@ export interface Config {
     debug: { addr?: string; prometheus: { enabled: boolean; path: string } };
   };
   health: Record<string, never>;
-  berth: { linkcachettl: number; manifestcachesize: number };
+  auth?: AuthConfig;
+  tokenserver?: TokenServerConfig;
+  notifications: {
+    events: { includereferences: boolean };
+    endpoints?: Array<{
+      name: string;
+      disabled: boolean;
+      url: string;
+      headers?: Record<string, string[]>;
+      timeout: number;
+      threshold: number;
+      backoff: number;
+      ignoredmediatypes?: string[];
+      ignore: { mediatypes?: string[]; actions?: string[] };
+      queuesize: number;
+    }>;
+  };
+  berth: {
+    linkcachettl: number;
+    manifestcachesize: number;
+    gc: {
+      enabled: boolean;
+      interval: number;
+      minage: number;
+      deleteuntagged: boolean;
+      dryrun: boolean;
+      concurrency: number;
+      leasettl: number;
+      sweepbudget: number;
+      retention?: { repository?: string; keeplatest?: number; keeptags?: string; untaggedage?: number }[];
+    };
+    usage: { enabled: boolean; cachettl: number };
+  };
 }
 
 export class ConfigError extends Error {
@@ -213,6 +314,9 @@ function applyDefaults(fields: Record<string, Field>, value: Record<string, unkn
       const child = (value[k] ?? {}) as Record<string, unknown>;
       applyDefaults(f.fields, child, skip, path);
       value[k] = child;
+    } else if (f.kind === 'list' && f.of.kind === 'object' && Array.isArray(value[k])) {
+      const { fields } = f.of;
+      (value[k] as Record<string, unknown>[]).forEach((item, i) => applyDefaults(fields, item, skip, `${path}[${i}]`));
     } else if (value[k] === undefined && 'default' in f && f.default !== undefined) {
       value[k] = f.kind === 'duration' ? parseDuration(f.default, path) : f.default;
     }
@@ -288,8 +392,13 @@ export function fromObject(raw: Record<string, unknown>, env: NodeJS.ProcessEnv 
   }
   if (drivers.length === 0) storage.filesystem = { rootdirectory: './data' };
   config.storage = storage;
-  // Defaults for drivers apply only to the one that is configured.
-  applyDefaults(SCHEMA, config, (p) => STORAGE_DRIVERS.some((d) => p === `storage.${d}` && storage[d] === undefined));
+  // Defaults for drivers apply only to the one that is configured; optional sections stay absent unless given.
+  const present = (p: string) => p.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], config) !== undefined;
+  applyDefaults(
+    SCHEMA,
+    config,
+    (p) => STORAGE_DRIVERS.some((d) => p === `storage.${d}` && storage[d] === undefined) || (OPTIONAL_SECTIONS.includes(p) && !present(p)),
+  );
   const fsConf = storage.filesystem as { rootdirectory?: string } | undefined;
   if (fsConf && !fsConf.rootdirectory) throw new ConfigError('storage.filesystem.rootdirectory is required');
   const s3 = storage.s3 as Partial<S3DriverOptions> | undefined;
@@ -300,20 +409,53 @@ export function fromObject(raw: Record<string, unknown>, env: NodeJS.ProcessEnv 
     }
     if (s3.maxuploadparts! > 10_000) throw new ConfigError('storage.s3.maxuploadparts must be at most 10000');
   }
+  checkEndpoints(config as unknown as Config);
   return { config: config as unknown as Config, warnings };
 }
+
+function checkEndpoints(config: Config): void {
+  const names = new Set<string>();
+  (config.notifications.endpoints ?? []).forEach((e, i) => {
+    const where = `notifications.endpoints[${i}]`;
+    if (!e.name) throw new ConfigError(`${where}.name is required`);
+    if (names.has(e.name)) throw new ConfigError(`${where}.name "${e.name}" is used twice`);
+    names.add(e.name);
+    let url: URL;
+    try {
+      url = new URL(e.url ?? '');
+    } catch {
+      throw new ConfigError(`${where}.url must be an http(s) URL (got "${e.url ?? ''}")`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${where}.url must be an http(s) URL (got "${e.url}")`);
+  });
+}
+
+const MASK = '********';
 
 /** The effective settings with secrets masked, for `berth config check`. */
 export function maskSecrets(value: unknown, fields: Record<string, Field> = SCHEMA): unknown {
   if (!value || typeof value !== 'object' || Array.isArray(value)) return value;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) {
-    const f = fields[k];
-    if (f?.kind === 'string' && f.secret && v) out[k] = '********';
-    else if (f?.kind === 'object') out[k] = maskSecrets(v, f.fields);
-    else out[k] = v;
-  }
+  for (const [k, v] of Object.entries(value)) out[k] = maskValue(fields[k], v);
   return out;
+}
+
+function maskValue(f: Field | undefined, v: unknown): unknown {
+  if (!f || v === undefined || v === null) return v;
+  switch (f.kind) {
+    case 'string':
+      return f.secret && v ? MASK : v;
+    case 'stringlist':
+      return f.secret && Array.isArray(v) ? v.map(() => MASK) : v;
+    case 'object':
+      return maskSecrets(v, f.fields);
+    case 'list':
+      return Array.isArray(v) ? v.map((x) => maskValue(f.of, x)) : v;
+    case 'map':
+      return typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, maskValue(f.of, x)])) : v;
+    default:
+      return v;
+  }
 }
 
 /** Split "host:port" / ":port" into what net.Server.listen takes. */

@@ -1,4 +1,8 @@
-// Structured JSON logs, one object per line, filtered by log.level.
+// Structured JSON logs, one object per line, filtered by log.level. Lines
+// written while a request is being handled carry its request id: the request
+// middleware runs the rest of the request inside requestContext.
+import { AsyncLocalStorage } from 'node:async_hooks';
+
 export type Level = 'error' | 'warn' | 'info' | 'debug';
 const ORDER: Record<Level, number> = { error: 0, warn: 1, info: 2, debug: 3 };
 
@@ -8,12 +12,16 @@ export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
   debug(msg: string, fields?: Record<string, unknown>): void;
   child(fields: Record<string, unknown>): Logger;
+  enabled(level: Level): boolean;
 }
+
+/** Fields added to every line logged within the current request (its id). */
+export const requestContext = new AsyncLocalStorage<Record<string, unknown>>();
 
 export function createLogger(level: Level, base: Record<string, unknown> = {}, out: NodeJS.WritableStream = process.stderr): Logger {
   const emit = (l: Level, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[l] > ORDER[level]) return;
-    out.write(JSON.stringify({ time: new Date().toISOString(), level: l, msg, ...base, ...fields }) + '\n');
+    out.write(JSON.stringify({ time: new Date().toISOString(), level: l, msg, ...base, ...requestContext.getStore(), ...fields }) + '\n');
   };
   return {
     error: (m, f) => emit('error', m, f),
@@ -21,5 +29,6 @@ export function createLogger(level: Level, base: Record<string, unknown> = {}, o
     info: (m, f) => emit('info', m, f),
     debug: (m, f) => emit('debug', m, f),
     child: (f) => createLogger(level, { ...base, ...f }, out),
+    enabled: (l) => ORDER[l] <= ORDER[level],
   };
 }

@@ -4,45 +4,62 @@ import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type net from 'node:net';
+import type tls from 'node:tls';
+import Koa from 'koa';
+import { setupAuth } from '../auth/index';
 import { createDriver } from '../storage/factory';
+import { instrumentDriver } from '../storage/instrumented';
 import { purgeUploads } from '../storage/purge';
 import { ContentStore } from '../storage/store';
 import { createApp } from './app';
 import { parseAddr, type Config } from './config';
+import { healthRoutes, Readiness } from './health';
 import type { Logger } from './log';
+import { Metrics } from './metrics';
+import { Notifier } from './notifications';
+import { scheduleGc } from './maintenance';
 
 export interface Running {
   server: http.Server | https.Server;
   store: ContentStore;
+  /** Record GC runs here: metrics.gcRun({ ok, bytesFreed, blobsDeleted, seconds }). Undefined when metrics are off. */
+  metrics?: Metrics;
+  /** The debug listener (http.debug.addr), if configured. */
+  debugServer?: http.Server;
   /** Stop accepting, let in-flight requests finish (up to http.draintimeout), close. */
   shutdown(): Promise<void>;
 }
 
 export async function serve(config: Config, logger: Logger): Promise<Running> {
-  const driver = createDriver(config.storage);
+  const metrics = config.http.debug.prometheus.enabled ? new Metrics() : undefined;
+  const raw = createDriver(config.storage);
+  const driver = metrics ? instrumentDriver(raw, metrics.storage) : raw;
   const store = new ContentStore(driver, {
     deleteEnabled: config.storage.delete.enabled,
     redirect: !config.storage.redirect.disable,
     linkCacheTtlMs: config.berth.linkcachettl,
     manifestCacheBytes: config.berth.manifestcachesize,
   });
-  let draining = false;
-  const ready = async () => {
-    if (draining) return { ok: false, reason: 'draining' };
-    try {
-      await driver.healthCheck();
-      return { ok: true };
-    } catch (e) {
-      return { ok: false, reason: `storage: ${(e as Error).message}` };
-    }
-  };
-  const app = createApp({ config, store, logger, ready });
+  metrics?.bindStore(store);
+  const readiness = new Readiness(driver);
+  const ready = () => readiness.status();
+  const draining = () => readiness.isDraining;
+  const notifier = new Notifier(config, store, logger, metrics);
+  const debugAddr = config.http.debug.addr;
+  const app = createApp({
+    config,
+    store,
+    logger,
+    ready,
+    draining,
+    metrics,
+    serveMetrics: !debugAddr,
+    notifier: notifier.enabled ? notifier : undefined,
+    ...setupAuth(config, logger),
+  });
   const handler = app.callback();
   const { tls } = config.http;
-  const server =
-    tls.certificate && tls.key
-      ? https.createServer({ cert: fs.readFileSync(tls.certificate), key: fs.readFileSync(tls.key) }, handler)
-      : http.createServer(handler);
+  const server = tls.certificate && tls.key ? https.createServer(tlsOptions(tls), handler) : http.createServer(handler);
   // Large layers take longer than Node's default 300 s request timeout: bound
   // slow clients by header and idle timeouts instead.
   server.requestTimeout = 0;
@@ -56,15 +73,18 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
     s.on('close', () => sockets.delete(s));
   });
 
-  const { host, port } = parseAddr(config.http.addr);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listen(server, config.http.addr);
   logger.info('listening', { addr: config.http.addr, tls: Boolean(tls.certificate), storage: driver.name });
+
+  // Health and metrics on their own listener, which stays up while the main one drains.
+  let debugServer: http.Server | undefined;
+  if (debugAddr) {
+    const debug = new Koa();
+    debug.use(healthRoutes({ ready, metrics, metricsPath: config.http.debug.prometheus.path }));
+    debugServer = http.createServer(debug.callback());
+    await listen(debugServer, debugAddr);
+    logger.info('debug listener', { addr: debugAddr, metrics: Boolean(metrics) });
+  }
 
   const purge = config.storage.maintenance.uploadpurging;
   let purgeTimer: NodeJS.Timeout | undefined;
@@ -78,10 +98,13 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
     purgeTimer.unref();
   }
 
+  const stopGc = config.berth.gc.enabled && !config.storage.maintenance.readonly.enabled ? scheduleGc(driver, config, logger) : undefined;
+
   const shutdown = async () => {
-    if (draining) return;
-    draining = true;
+    if (readiness.isDraining) return;
+    readiness.drain();
     if (purgeTimer) clearInterval(purgeTimer);
+    stopGc?.();
     logger.info('draining', { graceMs: config.http.draintimeout });
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
@@ -95,8 +118,40 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
     await closed;
     clearInterval(idle);
     clearTimeout(deadline);
+    await notifier.close(Math.min(5000, config.http.draintimeout));
+    if (debugServer) {
+      const closing = new Promise((resolve) => debugServer!.close(resolve));
+      debugServer.closeAllConnections();
+      await closing;
+    }
     await driver.close();
     logger.info('stopped');
   };
-  return { server, store, shutdown };
+  return { server, store, metrics, debugServer, shutdown };
+}
+
+// Older versions, which distribution also accepts, are not offered by Node's defaults anyway.
+const TLS_VERSIONS: Record<string, tls.SecureVersion> = { 'tls1.2': 'TLSv1.2', 'tls1.3': 'TLSv1.3' };
+
+/** distribution's http.tls: certificate and key, optional client CAs (then a client certificate is required), minimum version. */
+function tlsOptions(t: Config['http']['tls']): https.ServerOptions {
+  const opts: https.ServerOptions = { cert: fs.readFileSync(t.certificate!), key: fs.readFileSync(t.key!) };
+  if (t.clientcas?.length) {
+    opts.ca = t.clientcas.map((f) => fs.readFileSync(f));
+    opts.requestCert = true;
+    opts.rejectUnauthorized = true;
+  }
+  if (t.minimumtls) opts.minVersion = TLS_VERSIONS[t.minimumtls];
+  return opts;
+}
+
+function listen(server: http.Server | https.Server, addr: string): Promise<void> {
+  const { host, port } = parseAddr(addr);
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }

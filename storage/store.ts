@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { digestOf, parseDigest, type Digest } from './digest';
 import { isNotFound, type StorageDriver } from './driver';
 import { err } from './errors';
+import { intentKey, waitForSweeps } from './lease';
 import { MAX_MANIFEST_SIZE, parseManifest, type Descriptor } from './manifest';
 import { checkName, checkTag, isValidName } from './names';
 import { paths } from './paths';
@@ -53,6 +54,12 @@ export interface PutManifestResult {
 
 const CATALOG_TTL_MS = 2000;
 
+/** Lookups answered from an in-process cache (hits) or the backend (misses). */
+export interface CacheStats {
+  hits: number;
+  misses: number;
+}
+
 export class ContentStore {
   readonly uploads: UploadManager;
   private readonly opts: StoreOptions;
@@ -62,6 +69,12 @@ export class ContentStore {
   // Facts another replica can change: cached briefly.
   private readonly links: LRUCache<string, string>;
   private catalog?: { at: number; names: Promise<string[]> };
+  /** Read by the metrics endpoint. */
+  readonly cacheStats: Record<'manifest' | 'blobsize' | 'link', CacheStats> = {
+    manifest: { hits: 0, misses: 0 },
+    blobsize: { hits: 0, misses: 0 },
+    link: { hits: 0, misses: 0 },
+  };
 
   constructor(
     readonly driver: StorageDriver,
@@ -73,7 +86,7 @@ export class ContentStore {
       sizeCalculation: (m) => m.bytes.length + 256,
     });
     this.links = new LRUCache({ max: 100_000, ttl: Math.max(1, this.opts.linkCacheTtlMs) });
-    this.uploads = new UploadManager(driver, (repo, d, size) => this.commitBlob(repo, d, size));
+    this.uploads = new UploadManager(driver, (repo, d, size, upload) => this.commitBlob(repo, d, size, upload));
   }
 
   get deleteEnabled(): boolean {
@@ -85,6 +98,7 @@ export class ContentStore {
   /** The digest a link file points to, or undefined when it is missing. */
   private async readLink(path: string): Promise<string | undefined> {
     const cached = this.links.get(path);
+    this.cacheStats.link[cached === undefined ? 'misses' : 'hits']++;
     if (cached !== undefined) return cached || undefined;
     try {
       const target = (await this.driver.getContent(path)).toString('utf8').trim();
@@ -97,11 +111,13 @@ export class ContentStore {
     }
   }
 
-  private async writeLink(path: string, d: Digest): Promise<void> {
-    if ((await this.readLinkFresh(path)) === d.value) return;
+  /** Make the link point at d; true when it had to be written. */
+  private async writeLink(path: string, d: Digest): Promise<boolean> {
+    if ((await this.readLinkFresh(path)) === d.value) return false;
     await this.driver.putContent(path, Buffer.from(d.value));
     this.links.set(path, d.value);
     this.catalog = undefined; // the link may have created a repository
+    return true;
   }
 
   private async readLinkFresh(path: string): Promise<string | undefined> {
@@ -123,9 +139,36 @@ export class ContentStore {
 
   // ---- blobs -------------------------------------------------------------
 
+  /** Does the store hold the blob right now? Bypasses the size cache (another process may have collected it). */
+  private async blobExistsFresh(d: Digest): Promise<boolean> {
+    try {
+      this.blobSizes.set(d.value, (await this.driver.stat(paths.blobData(d))).size);
+      return true;
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+      this.blobSizes.delete(d.value);
+      return false;
+    }
+  }
+
+  /**
+   * The writer's half of the GC protocol (storage/GC.md): once a commit's
+   * writes are durable, wait out any sweep that announced one of `keys`, then
+   * let `recheck` verify and restore what the commit needs. A restore is a new
+   * write, so it goes round again.
+   */
+  private async settle(keys: string[], recheck: () => Promise<boolean>): Promise<void> {
+    for (let round = 0; round < 5; round++) {
+      await waitForSweeps(this.driver, keys);
+      if (!(await recheck())) return;
+    }
+    throw err('UNAVAILABLE', 'content was being garbage-collected while it was committed; retry');
+  }
+
   /** Size of the stored blob, or undefined if the store does not hold it. */
   async globalBlobSize(d: Digest): Promise<number | undefined> {
     const cached = this.blobSizes.get(d.value);
+    this.cacheStats.blobsize[cached === undefined ? 'misses' : 'hits']++;
     if (cached !== undefined) return cached;
     try {
       const info = await this.driver.stat(paths.blobData(d));
@@ -177,8 +220,14 @@ export class ContentStore {
   /** Link an existing blob into a repository; false when the store does not hold it. */
   async linkBlob(repo: string, d: Digest): Promise<boolean> {
     if ((await this.globalBlobSize(d)) === undefined) return false;
-    await this.writeLink(paths.layerLink(repo, d), d);
-    return true;
+    const link = paths.layerLink(repo, d);
+    await this.writeLink(link, d);
+    let held = true;
+    await this.settle([intentKey.layer(repo, d), intentKey.blob(d)], async () => {
+      held = await this.blobExistsFresh(d);
+      return held && (await this.writeLink(link, d));
+    });
+    return held;
   }
 
   /**
@@ -206,16 +255,38 @@ export class ContentStore {
     return undefined;
   }
 
-  /** Called by uploads once data at `src` is complete and verified. */
-  private async commitBlob(repo: string, d: Digest, size: number): Promise<void> {
+  /**
+   * Called by uploads once the data at `upload` is complete and verified. The
+   * link is written before the data is moved into place (a collector lists
+   * blobs before links, so it never sees the new blob without its link), and
+   * the upload's data is kept until the blob is known to have survived any
+   * sweep that was under way (it is the copy to restore from).
+   */
+  private async commitBlob(repo: string, d: Digest, size: number, upload: string): Promise<void> {
+    const link = paths.layerLink(repo, d);
+    await this.writeLink(link, d);
+    let moved = false;
+    const place = async () => {
+      await this.driver.move(upload, paths.blobData(d));
+      moved = true;
+    };
+    // Stored once: a blob someone already pushed is linked, not copied again.
+    if (!(await this.blobExistsFresh(d))) await place();
+    await this.settle([intentKey.layer(repo, d), intentKey.blob(d)], async () => {
+      const relinked = await this.writeLink(link, d);
+      if (await this.blobExistsFresh(d)) return relinked;
+      if (moved) throw err('BLOB_UPLOAD_INVALID', 'the blob was removed while it was committed; upload it again');
+      await place();
+      return true;
+    });
     this.blobSizes.set(d.value, size);
-    await this.writeLink(paths.layerLink(repo, d), d);
   }
 
   // ---- manifests ---------------------------------------------------------
 
   private async loadManifest(d: Digest): Promise<ManifestContent> {
     const cached = this.manifests.get(d.value);
+    this.cacheStats.manifest[cached ? 'hits' : 'misses']++;
     if (cached) return cached;
     let bytes: Buffer;
     try {
@@ -289,7 +360,44 @@ export class ContentStore {
       await this.writeLink(paths.referrerLink(repo, parseDigest(parsed.subject.digest), d), d);
     }
     if (!isDigest) await this.tag(repo, reference, d);
+    await this.settleManifest(repo, isDigest ? undefined : reference, d, bytes, parsed.blobs, parsed.manifests);
     return { digest: d.value, subject: parsed.subject?.digest };
+  }
+
+  /**
+   * Re-check, fresh from the store, everything a manifest PUT relied on (its
+   * content, revision, tag, the repository's links to its blobs and child
+   * manifests), restoring links a concurrent GC sweep removed. Blobs cannot be
+   * restored from here: if one is gone the PUT fails.
+   */
+  private async settleManifest(repo: string, tag: string | undefined, d: Digest, bytes: Buffer, blobs: Digest[], children: Digest[]): Promise<void> {
+    const keys = [intentKey.revision(repo, d), intentKey.blob(d)];
+    if (tag) keys.push(intentKey.tag(repo, tag));
+    for (const b of blobs) keys.push(intentKey.layer(repo, b), intentKey.blob(b));
+    for (const c of children) keys.push(intentKey.revision(repo, c), intentKey.blob(c));
+    const relink = async (link: string, x: Digest) => {
+      if (!(await this.blobExistsFresh(x))) {
+        throw err('MANIFEST_BLOB_UNKNOWN', 'a referenced blob was removed while the manifest was stored', { digest: x.value });
+      }
+      return this.writeLink(link, x);
+    };
+    await this.settle(keys, async () => {
+      let restored = false;
+      if (!(await this.blobExistsFresh(d))) {
+        await this.driver.putContent(paths.blobData(d), bytes);
+        restored = true;
+      }
+      if (await this.writeLink(paths.revisionLink(repo, d), d)) restored = true;
+      if (tag && (await this.readLinkFresh(paths.tagCurrentLink(repo, tag))) === undefined) {
+        await this.tag(repo, tag, d);
+        restored = true;
+      }
+      const again = await Promise.all([
+        ...blobs.map((b) => relink(paths.layerLink(repo, b), b)),
+        ...children.map((c) => relink(paths.revisionLink(repo, c), c)),
+      ]);
+      return restored || again.some(Boolean);
+    });
   }
 
   private async missing(digests: Digest[], link: (d: Digest) => Promise<string | undefined>): Promise<string[]> {

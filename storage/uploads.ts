@@ -35,7 +35,7 @@ export class UploadManager {
 
   constructor(
     private readonly driver: StorageDriver,
-    private readonly onCommit: (repo: string, d: Digest, size: number) => Promise<void>,
+    private readonly onCommit: (repo: string, d: Digest, size: number, upload: string) => Promise<void>,
   ) {}
 
   private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
@@ -105,9 +105,8 @@ export class UploadManager {
         await this.cancelLocked(repo, id);
         throw err('DIGEST_INVALID', 'provided digest did not match uploaded content', { expected: d.value, actual });
       }
-      // Stored once: a blob someone already pushed is linked, not copied again.
-      if (!(await this.exists(paths.blobData(d)))) await this.driver.move(paths.uploadData(repo, id), paths.blobData(d));
-      await this.onCommit(repo, d, total);
+      // The store moves the data into place (or links the copy it already holds).
+      await this.onCommit(repo, d, total, paths.uploadData(repo, id));
       await this.removeSession(repo, id);
       return { digest: d.value, size: total };
     });
@@ -143,16 +142,6 @@ export class UploadManager {
       await this.driver.delete(paths.uploadDir(repo, id));
     } catch (e) {
       if (!isNotFound(e)) throw e;
-    }
-  }
-
-  private async exists(path: string): Promise<boolean> {
-    try {
-      await this.driver.stat(path);
-      return true;
-    } catch (e) {
-      if (isNotFound(e)) return false;
-      throw e;
     }
   }
 

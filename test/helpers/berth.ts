@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, launch, type Managed } from './process';
+import { freePort, launch, type Managed, type TlsClient } from './process';
 
 export const CLI = path.resolve(__dirname, '../../server/cli.js');
 
@@ -15,6 +15,8 @@ export interface BerthOptions {
   /** A config file path passed with --config. */
   config?: string;
   deleteEnabled?: boolean;
+  /** Serving HTTPS (http.tls set in env or config): how to reach it. */
+  tls?: TlsClient;
 }
 
 export interface Berth extends Managed {
@@ -41,6 +43,6 @@ export async function startBerth(opts: BerthOptions = {}): Promise<Berth> {
   };
   const args = [CLI, 'serve'];
   if (opts.config) args.push('--config', opts.config);
-  const m = await launch({ cmd: process.execPath, args, env, port });
+  const m = await launch({ cmd: process.execPath, args, env, port, protocol: opts.tls ? 'https' : 'http', tls: opts.tls });
   return Object.assign(m, { root, host: `127.0.0.1:${port}` });
 }

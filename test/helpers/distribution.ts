@@ -16,8 +16,11 @@ export interface Distribution extends Managed {
   host: string;
 }
 
-/** `storage` replaces the filesystem storage section (e.g. an s3 one) when given, as YAML lines. */
-export async function startDistribution(opts: { root?: string; port?: number; storageYaml?: string } = {}): Promise<Distribution> {
+/**
+ * `storageYaml` replaces the filesystem storage section (e.g. an s3 one) when given, as YAML
+ * lines; `extraYaml` adds top-level sections (e.g. `auth:`).
+ */
+export async function startDistribution(opts: { root?: string; port?: number; storageYaml?: string; extraYaml?: string } = {}): Promise<Distribution> {
   const root = opts.root ?? tempDir('distribution-test-');
   const port = opts.port ?? (await freePort());
   const confDir = tempDir('distribution-conf-');
@@ -37,6 +40,7 @@ export async function startDistribution(opts: { root?: string; port?: number; st
     '      enabled: false',
     'http:',
     `  addr: 127.0.0.1:${port}`,
+    ...(opts.extraYaml ? [opts.extraYaml.trimEnd()] : []),
     '',
   ].join('\n');
   const file = path.join(confDir, 'config.yml');
@@ -45,5 +49,7 @@ export async function startDistribution(opts: { root?: string; port?: number; st
   // distribution reads REGISTRY_* overrides too; keep ours from leaking in.
   for (const k of Object.keys(env)) if (k.startsWith('REGISTRY_')) delete env[k];
   const m = await launch({ cmd: DISTRIBUTION_BIN, args: ['serve', file], env, port });
+  // The config is read at start-up; drop its folder once the process is gone.
+  m.proc.on('exit', () => fs.rmSync(confDir, { recursive: true, force: true }));
   return Object.assign(m, { root, host: `127.0.0.1:${port}` });
 }

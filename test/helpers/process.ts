@@ -1,6 +1,8 @@
 // Start and stop server processes for tests and benchmarks: a free loopback
 // port, wait-until-ready, and stop by our own PID only.
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 
 export async function freePort(): Promise<number> {
@@ -36,6 +38,33 @@ export interface LaunchOptions {
   readyPath?: string;
   readyTimeoutMs?: number;
   protocol?: 'http' | 'https';
+  /** For https: the CA to trust and, when the server asks for one, a client certificate. */
+  tls?: TlsClient;
+}
+
+export interface TlsClient {
+  ca: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+}
+
+/** GET url and return the status (fetch cannot be given a CA of its own). */
+export function httpsStatus(url: string, tls: TlsClient): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { ...tls, timeout: 1000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+async function probe(url: string, tls: TlsClient | undefined): Promise<number> {
+  if (tls) return httpsStatus(url, tls);
+  const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
+  await res.arrayBuffer();
+  return res.status;
 }
 
 export async function launch(opts: LaunchOptions): Promise<Managed> {
@@ -74,9 +103,7 @@ export async function launch(opts: LaunchOptions): Promise<Managed> {
       throw new Error(`${opts.cmd} exited before it was ready:\n${out}`);
     }
     try {
-      const res = await fetch(url + readyPath, { signal: AbortSignal.timeout(1000) });
-      await res.arrayBuffer();
-      if (res.status < 500) return managed;
+      if ((await probe(url + readyPath, opts.tls)) < 500) return managed;
     } catch {
       // not listening yet
     }
@@ -86,4 +113,11 @@ export async function launch(opts: LaunchOptions): Promise<Managed> {
     }
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** A memory figure of a running process from /proc/PID/status (e.g. VmRSS, VmHWM), in MiB. */
+export function procMemMiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no ${field} for pid ${pid}`);
+  return Number(m[1]) / 1024;
 }

@@ -1,0 +1,59 @@
+// distribution's `auth.htpasswd`: Basic auth on the registry itself against an
+// Apache htpasswd file of bcrypt entries. Any valid user may do anything, as in
+// distribution; per-repository rights need the token service.
+import bcrypt from 'bcryptjs';
+import type Koa from 'koa';
+import type { HtpasswdAuthConfig } from './config';
+import { parseAuthorization, quoteParam } from './credentials';
+import { ReloadingFile } from './reload';
+import { FailureThrottle } from './throttle';
+import type { Logger, RequestAuth } from './types';
+
+/** A bcrypt hash of a random string: checked against when the user is unknown, so timing does not tell. */
+const DUMMY_HASH = bcrypt.hashSync('berth-unknown-user-' + Math.random(), 10);
+
+export function parseHtpasswd(text: string, log: Logger, file: string): Map<string, string> {
+  const users = new Map<string, string>();
+  for (const [i, raw] of text.split(/\r?\n/).entries()) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    const colon = line.indexOf(':');
+    const user = line.slice(0, colon);
+    const hash = line.slice(colon + 1);
+    if (colon <= 0 || !/^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$/.test(hash)) {
+      // Only bcrypt is safe enough; other htpasswd formats (MD5, SHA1, crypt) are refused.
+      log.warn(`${file}:${i + 1}: skipped, not a user:bcrypt entry`);
+      continue;
+    }
+    users.set(user, hash);
+  }
+  return users;
+}
+
+export function createHtpasswdAuth(cfg: HtpasswdAuthConfig, log: Logger): Koa.Middleware {
+  if (!cfg.path) throw new Error('auth.htpasswd.path is required');
+  if (!cfg.realm) throw new Error('auth.htpasswd.realm is required');
+  const file = new ReloadingFile(cfg.path, (t) => parseHtpasswd(t, log, cfg.path), (e) => log.warn(e.message));
+  const throttle = new FailureThrottle();
+  const challenge = (ctx: Koa.Context, message: string) => {
+    ctx.status = 401;
+    ctx.set('WWW-Authenticate', `Basic realm=${quoteParam(cfg.realm)},charset="UTF-8"`);
+    ctx.body = { errors: [{ code: 'UNAUTHORIZED', message, detail: null }] };
+  };
+  return async (ctx, next) => {
+    const cred = parseAuthorization(ctx.get('authorization') || undefined);
+    if (cred.kind === 'none') return challenge(ctx, 'authentication required');
+    if (cred.kind !== 'basic') return challenge(ctx, 'invalid authorization header');
+    await throttle.wait(cred.user, ctx.ip);
+    const hash = file.get().get(cred.user);
+    const ok = (await bcrypt.compare(cred.password, hash ?? DUMMY_HASH)) && hash !== undefined;
+    if (!ok) {
+      throttle.failed(cred.user, ctx.ip);
+      return challenge(ctx, 'invalid username or password');
+    }
+    throttle.succeeded(cred.user);
+    const auth: RequestAuth = { subject: cred.user, may: () => true };
+    ctx.state.auth = auth;
+    await next();
+  };
+}

@@ -1,0 +1,400 @@
+// Benchmark: the same workloads against berth and CNCF distribution 2.8.2,
+// started side by side on loopback on fresh storage, interleaved round by
+// round (A,B then B,A, ...) so drifting machine load hits both alike; the
+// table shows medians and the ratio first/second. See bench/README.md.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { startBerth } from '../test/helpers/berth';
+import { startDistribution } from '../test/helpers/distribution';
+import { procMemMiB, type Managed } from '../test/helpers/process';
+import {
+  GeneratedBlob,
+  MANIFEST_ACCEPT,
+  OCI_CONFIG,
+  OCI_LAYER,
+  OCI_MANIFEST,
+  OciClient,
+  bufferSource,
+  imageManifest,
+  sha256,
+  sourceDigest,
+} from '../test/helpers/oci-client';
+
+const MiB = 1 << 20;
+
+const { values: opt } = parseArgs({
+  options: {
+    targets: { type: 'string', default: 'berth,distribution' },
+    backend: { type: 'string', default: 'filesystem' },
+    rounds: { type: 'string', default: '3' },
+    'blob-mib': { type: 'string', default: '128' },
+    'chunk-mib': { type: 'string', default: '8' },
+    'pull-clients': { type: 'string', default: '8' },
+    connections: { type: 'string', default: '64' },
+    seconds: { type: 'string', default: '5' },
+    repos: { type: 'string', default: '2000' },
+    tags: { type: 'string', default: '500' },
+    'list-requests': { type: 'string', default: '10' },
+    only: { type: 'string', default: 'push,pull,manifest,catalog,tags' },
+    'cpu-prof': { type: 'string' },
+    json: { type: 'string' },
+    dir: { type: 'string', default: os.tmpdir() },
+    help: { type: 'boolean', default: false },
+  },
+});
+
+if (opt.help) {
+  console.log(fs.readFileSync(path.resolve(__dirname, '../../bench/README.md'), 'utf8'));
+  process.exit(0);
+}
+
+const num = (k: keyof typeof opt) => {
+  const n = Number(opt[k]);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${k} must be a positive number`);
+  return n;
+};
+const ROUNDS = num('rounds');
+const BLOB = Math.round(num('blob-mib') * MiB);
+const CHUNK = Math.round(num('chunk-mib') * MiB);
+const PULLERS = num('pull-clients');
+const CONNS = num('connections');
+const SECONDS = num('seconds');
+const REPOS = num('repos');
+const TAGS = num('tags');
+const LIST_REQS = num('list-requests');
+const ONLY = new Set(opt.only!.split(','));
+
+interface Server {
+  label: string;
+  url: string;
+  pid: number;
+  client: OciClient;
+  stop(): Promise<unknown>;
+}
+
+type Kind = 'berth' | 'distribution';
+
+/** A file of a distribution-layout store: key under the storage root, content. */
+type SeedFile = [key: string, data: Buffer];
+
+/**
+ * Storage backends: each starts one server of a kind on fresh, private storage
+ * holding the seed files, and cleans it up. The S3 backend plugs in here
+ * (distribution's s3 driver and berth's, each on its own bucket prefix of the
+ * same S3 store) and is selected with --backend.
+ */
+const backends: Record<string, (kind: Kind, seed: Iterable<SeedFile>) => Promise<Managed & { cleanup(): void }>> = {
+  async filesystem(kind, seed) {
+    const root = fs.mkdtempSync(path.join(opt.dir!, `bench-${kind}-`));
+    const cleanup = () => fs.rmSync(root, { recursive: true, force: true });
+    try {
+      for (const [key, data] of seed) {
+        fs.mkdirSync(path.dirname(path.join(root, key)), { recursive: true });
+        fs.writeFileSync(path.join(root, key), data);
+      }
+      const env: Record<string, string> = {};
+      if (opt['cpu-prof']) env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${path.resolve(opt['cpu-prof'])}`;
+      const m = kind === 'berth' ? await startBerth({ root, env }) : await startDistribution({ root });
+      return Object.assign(m, { cleanup });
+    } catch (err) {
+      cleanup();
+      throw err;
+    }
+  },
+};
+
+const repoName = (i: number) => `catalog/r${String(i).padStart(5, '0')}`;
+const tagName = (i: number) => `t${String(i).padStart(5, '0')}`;
+
+/**
+ * The catalog and tag-list fixtures, written in distribution's v2 layout
+ * before the servers start: REPOS repositories sharing one image tagged v1,
+ * and bench/tags with TAGS tags. Pushing them through distribution's fsyncs
+ * would take minutes of the bench's budget.
+ */
+function* seedFiles(): Generator<SeedFile> {
+  const v2 = 'docker/registry/v2';
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux' }));
+  const layer = Buffer.alloc(4096, 7);
+  const blobs = [
+    { mediaType: OCI_CONFIG, digest: sha256(config), size: config.length },
+    { mediaType: OCI_LAYER, digest: sha256(layer), size: layer.length },
+  ];
+  const manifest = imageManifest(blobs[0], [blobs[1]]);
+  const mdigest = sha256(manifest);
+  const hex = (d: string) => d.slice('sha256:'.length);
+  for (const [d, data] of [[blobs[0].digest, config], [blobs[1].digest, layer], [mdigest, manifest]] as const) {
+    yield [`${v2}/blobs/sha256/${hex(d).slice(0, 2)}/${hex(d)}/data`, data];
+  }
+  const link = (d: string) => Buffer.from(d);
+  const repo = function* (name: string, tags: string[]): Generator<SeedFile> {
+    const r = `${v2}/repositories/${name}`;
+    for (const b of blobs) yield [`${r}/_layers/sha256/${hex(b.digest)}/link`, link(b.digest)];
+    yield [`${r}/_manifests/revisions/sha256/${hex(mdigest)}/link`, link(mdigest)];
+    for (const t of tags) {
+      yield [`${r}/_manifests/tags/${t}/current/link`, link(mdigest)];
+      yield [`${r}/_manifests/tags/${t}/index/sha256/${hex(mdigest)}/link`, link(mdigest)];
+    }
+  };
+  if (ONLY.has('catalog')) for (let i = 0; i < REPOS; i++) yield* repo(repoName(i), ['v1']);
+  if (ONLY.has('tags')) yield* repo('bench/tags', Array.from({ length: TAGS }, (_, i) => tagName(i)));
+}
+
+async function startServer(kind: Kind, label: string): Promise<Server & { cleanup(): void }> {
+  const start = backends[opt.backend!];
+  if (!start) throw new Error(`unknown --backend ${opt.backend}; known: ${Object.keys(backends).join(', ')}`);
+  const m = await start(kind, seedFiles());
+  const client = new OciClient(m.url, { maxSockets: Math.max(PULLERS, 8) });
+  return {
+    label,
+    url: m.url,
+    pid: m.proc.pid!,
+    client,
+    stop: async () => {
+      client.close();
+      return m.stop();
+    },
+    cleanup: m.cleanup,
+  };
+}
+
+// ---- results ----
+
+interface Metric {
+  name: string;
+  unit: string;
+  /** How the ratio first/second is judged. */
+  target?: { op: '>=' | '<='; ratio: number };
+  /** An absolute bound on the first target (e.g. berth's RSS). */
+  limit?: { op: '<='; value: number };
+  samples: Map<string, number[]>;
+}
+
+const metrics: Metric[] = [];
+
+function metric(name: string, unit: string, extra: Pick<Metric, 'target' | 'limit'> = {}): Metric {
+  const m: Metric = { name, unit, ...extra, samples: new Map() };
+  metrics.push(m);
+  return m;
+}
+
+function record(m: Metric, s: Server, v: number) {
+  const list = m.samples.get(s.label) ?? [];
+  list.push(v);
+  m.samples.set(s.label, list);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/** Runs fn for each server, ROUNDS times, alternating which goes first. */
+async function interleaved(servers: Server[], fn: (s: Server, round: number) => Promise<void>) {
+  for (let r = 0; r < ROUNDS; r++) {
+    const order = r % 2 ? [...servers].reverse() : servers;
+    for (const s of order) await fn(s, r);
+  }
+}
+
+const seconds = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
+
+function log(msg: string) {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+// ---- workloads ----
+
+async function benchPush(servers: Server[]) {
+  const mono = metric('monolithic push', 'MB/s', { target: { op: '>=', ratio: 1.5 } });
+  const chunked = metric(`chunked push (${CHUNK / MiB} MiB chunks)`, 'MB/s', { target: { op: '>=', ratio: 1.5 } });
+  await interleaved(servers, async (s, r) => {
+    // A fresh blob per server and round: nothing may be deduplicated away.
+    const a = new GeneratedBlob(`mono-${s.label}-${r}`, BLOB);
+    await sourceDigest(a);
+    let t0 = process.hrtime.bigint();
+    await s.client.pushBlob('bench/push', a);
+    record(mono, s, BLOB / 1e6 / seconds(t0));
+    const b = new GeneratedBlob(`chunked-${s.label}-${r}`, BLOB);
+    t0 = process.hrtime.bigint();
+    await s.client.pushBlobChunked('bench/push', b, CHUNK);
+    record(chunked, s, BLOB / 1e6 / seconds(t0));
+  });
+}
+
+async function benchPull(servers: Server[]) {
+  const one = metric('blob pull, 1 client', 'MB/s', { target: { op: '>=', ratio: 1.0 } });
+  const many = metric(`blob pull, ${PULLERS} clients`, 'MB/s', { target: { op: '>=', ratio: 1.0 } });
+  const blob = new GeneratedBlob('pull', BLOB);
+  for (const s of servers) await s.client.pushBlob('bench/pull', blob);
+  const pull = async (s: Server) => {
+    const got = await s.client.pullBlob('bench/pull', blob.digest!);
+    if (got.digest !== blob.digest) throw new Error(`${s.label}: pulled ${got.status} ${got.digest}, want ${blob.digest}`);
+  };
+  await interleaved(servers, async (s) => {
+    let t0 = process.hrtime.bigint();
+    await pull(s);
+    record(one, s, BLOB / 1e6 / seconds(t0));
+    t0 = process.hrtime.bigint();
+    await Promise.all(Array.from({ length: PULLERS }, () => pull(s)));
+    record(many, s, (PULLERS * BLOB) / 1e6 / seconds(t0));
+  });
+}
+
+/** One small image (config + layer) pushed to `repo`; returns its manifest. */
+async function pushImage(c: OciClient, repo: string): Promise<Buffer> {
+  const config = bufferSource(JSON.stringify({ architecture: 'amd64', os: 'linux' }));
+  const layer = new GeneratedBlob(`layer-${repo}`, 4096);
+  await c.pushBlob(repo, config);
+  await c.pushBlob(repo, layer);
+  return imageManifest({ mediaType: OCI_CONFIG, digest: config.digest, size: config.size }, [
+    { mediaType: OCI_LAYER, digest: layer.digest!, size: layer.size },
+  ]);
+}
+
+const UNIT_S: Record<string, number> = { us: 1e-6, ms: 1e-3, s: 1, m: 60 };
+
+/** wrk: C, multi-threaded, keep-alive; on 2 cores a Node load generator would take the server's CPU. */
+async function wrk(url: string): Promise<{ rps: number; p99ms: number; non2xx: number }> {
+  const args = ['-t', '2', '-c', String(CONNS), '-d', `${SECONDS}s`, '--latency', '-H', `Accept: ${MANIFEST_ACCEPT}`, url];
+  const out = await new Promise<string>((resolve, reject) => {
+    const p = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let s = '';
+    p.stdout.on('data', (b) => (s += b));
+    p.on('error', (e) => reject(new Error(`wrk: ${e.message} (install it: apt-get install wrk)`)));
+    p.on('exit', (code) => (code === 0 ? resolve(s) : reject(new Error(`wrk exited ${code}:\n${s}`))));
+  });
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
+  const p99 = /^\s+99%\s+([\d.]+)(us|ms|s|m)\s*$/m.exec(out);
+  if (!rps || !p99) throw new Error(`cannot parse wrk output:\n${out}`);
+  const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(out);
+  return { rps: Number(rps[1]), p99ms: Number(p99[1]) * UNIT_S[p99[2]] * 1e3, non2xx: non2xx ? Number(non2xx[1]) : 0 };
+}
+
+async function benchManifest(servers: Server[]) {
+  const rps = metric(`manifest GET by tag, ${CONNS} conns`, 'req/s', { target: { op: '>=', ratio: 10 } });
+  const p99 = metric(`manifest GET p99, ${CONNS} conns`, 'ms', { target: { op: '<=', ratio: 0.2 } });
+  for (const s of servers) {
+    const manifest = await pushImage(s.client, 'bench/manifest');
+    await s.client.putManifest('bench/manifest', 'latest', manifest, OCI_MANIFEST);
+    const got = await s.client.getManifest('bench/manifest', 'latest');
+    if (got.status !== 200 || !got.body.equals(manifest)) throw new Error(`${s.label}: manifest GET ${got.status}`);
+  }
+  await interleaved(servers, async (s) => {
+    const r = await wrk(`${s.url}/v2/bench/manifest/manifests/latest`);
+    if (r.non2xx) throw new Error(`${s.label}: ${r.non2xx} manifest GETs failed under load`);
+    record(rps, s, r.rps);
+    record(p99, s, r.p99ms);
+  });
+}
+
+/** Median seconds of `count` sequential GETs of one list page, checking its length. */
+async function timePage(s: Server, target: string, count: number, want: (body: any) => boolean): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const t0 = process.hrtime.bigint();
+    const { body } = await s.client.listPage(target);
+    times.push(seconds(t0));
+    if (!want(body)) throw new Error(`${s.label}: unexpected ${target}: ${JSON.stringify(body).slice(0, 300)}`);
+  }
+  return median(times);
+}
+
+async function benchCatalog(servers: Server[]) {
+  const first = metric(`catalog first page (n=100 of ${REPOS})`, 'pages/s', { target: { op: '>=', ratio: 10 } });
+  const last = metric(`catalog last page (n=100 of ${REPOS})`, 'pages/s', { target: { op: '>=', ratio: 10 } });
+  const walk = metric(`catalog full walk (n=100, Link)`, 'walks/s', { target: { op: '>=', ratio: 10 } });
+  const lastName = repoName(REPOS - 101);
+  await interleaved(servers, async (s) => {
+    record(first, s, 1 / (await timePage(s, '/v2/_catalog?n=100', LIST_REQS, (b) => b.repositories?.length === 100)));
+    record(last, s, 1 / (await timePage(s, `/v2/_catalog?n=100&last=${lastName}`, LIST_REQS, (b) => b.repositories?.[0] === repoName(REPOS - 100))));
+    const t0 = process.hrtime.bigint();
+    const names = await s.client.catalog(100);
+    record(walk, s, 1 / seconds(t0));
+    if (names.filter((n) => n.startsWith('catalog/')).length !== REPOS) throw new Error(`${s.label}: catalog walk found ${names.length} names`);
+  });
+}
+
+async function benchTags(servers: Server[]) {
+  const list = metric(`tag list (${TAGS} tags)`, 'lists/s', { target: { op: '>=', ratio: 10 } });
+  await interleaved(servers, async (s) => {
+    record(list, s, 1 / (await timePage(s, '/v2/bench/tags/tags/list', LIST_REQS, (b) => b.tags?.length === TAGS)));
+  });
+}
+
+// ---- report ----
+
+const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+
+function table(servers: Server[]): string {
+  const [a, b] = servers.map((s) => s.label);
+  const rows = [['metric', a, b, `${a}/${b}`, 'target', '']];
+  for (const m of metrics) {
+    const va = median(m.samples.get(a) ?? [NaN]);
+    const vb = median(m.samples.get(b) ?? [NaN]);
+    const ratio = va / vb;
+    let target = '';
+    let ok = '';
+    if (m.target) {
+      target = `${m.target.op} ${m.target.ratio}x`;
+      ok = (m.target.op === '>=' ? ratio >= m.target.ratio : ratio <= m.target.ratio) ? 'ok' : 'MISS';
+    } else if (m.limit) {
+      target = `${a} ${m.limit.op} ${m.limit.value} ${m.unit}`;
+      ok = va <= m.limit.value ? 'ok' : 'MISS';
+    }
+    rows.push([`${m.name} (${m.unit})`, fmt(va), fmt(vb), `${ratio.toFixed(2)}x`, target, ok]);
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => '| ' + r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |';
+  return [line(rows[0]), '|' + widths.map((w, i) => (i === 0 ? ':' : '') + '-'.repeat(w + 1) + (i === 0 ? '' : ':')).join('|') + '|', ...rows.slice(1).map(line)].join('\n');
+}
+
+async function main() {
+  const kinds = opt.targets!.split(',') as Kind[];
+  if (kinds.length !== 2 || kinds.some((k) => k !== 'berth' && k !== 'distribution')) {
+    throw new Error('--targets takes two of berth,distribution (e.g. distribution,distribution to test the bench itself)');
+  }
+  const labels = kinds[0] === kinds[1] ? kinds.map((k, i) => `${k}#${i + 1}`) : kinds;
+  const servers: (Server & { cleanup(): void })[] = [];
+  const started = Date.now();
+  try {
+    for (let i = 0; i < 2; i++) servers.push(await startServer(kinds[i], labels[i]));
+    log(`backend ${opt.backend}; ${servers.map((s) => `${s.label} ${s.url} pid ${s.pid}`).join('; ')}`);
+    const phases: [string, (s: Server[]) => Promise<void>][] = [
+      ['push', benchPush],
+      ['pull', benchPull],
+      ['manifest', benchManifest],
+      ['catalog', benchCatalog],
+      ['tags', benchTags],
+    ];
+    for (const [name, run] of phases) {
+      if (!ONLY.has(name)) continue;
+      const t0 = process.hrtime.bigint();
+      await run(servers);
+      log(`${name} done in ${seconds(t0).toFixed(1)} s`);
+    }
+    const rss = metric('peak RSS (VmHWM)', 'MB', { limit: { op: '<=', value: 150 } });
+    for (const s of servers) record(rss, s, (procMemMiB(s.pid, 'VmHWM') * MiB) / 1e6);
+    const out = table(servers);
+    const info = `${opt.backend} backend, ${ROUNDS} rounds (medians), blob ${BLOB / MiB} MiB, ${new Date().toISOString()}, total ${((Date.now() - started) / 1000).toFixed(0)} s`;
+    console.log(`\n${info}\n\n${out}\n`);
+    if (opt.json) {
+      const samples = metrics.map((m) => ({ name: m.name, unit: m.unit, samples: Object.fromEntries(m.samples) }));
+      fs.writeFileSync(opt.json, JSON.stringify({ info, samples }, null, 2));
+    }
+  } finally {
+    for (const s of servers) {
+      await s.stop();
+      s.cleanup();
+    }
+  }
+}
+
+main().catch((err) => {
+  console.error(err instanceof Error ? err.stack : err);
+  process.exit(1);
+});

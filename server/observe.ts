@@ -1,0 +1,95 @@
+// The outermost middleware: a request id for every request (echoed in
+// X-Request-Id and on every log line written while handling it), then, once the
+// response has gone out in full or the client went away, the access log line,
+// the request metrics and the webhook event.
+import crypto from 'node:crypto';
+import type http from 'node:http';
+import type Koa from 'koa';
+import type { Ctx, State } from './context';
+import { requestContext, type Logger } from './log';
+import { routeTemplate, type Metrics } from './metrics';
+import type { Notifier } from './notifications';
+
+export interface ObserveOptions {
+  logger: Logger;
+  accessLog: boolean;
+  metrics?: Metrics;
+  notifier?: Notifier;
+  /** Paths outside /v2 (health, metrics): their own metric label, access-logged at debug level only. */
+  opsPaths: string[];
+  /** True once the server drains: responses then close their connection. */
+  draining: () => boolean;
+}
+
+// Ids from clients are echoed in headers and logs: only plain tokens.
+const CLIENT_ID = /^[\w.:-]{1,128}$/;
+
+/**
+ * Body bytes actually received and sent. Handlers read the request with
+ * for-await and Koa streams responses through res.write/end, so wrapping those
+ * on this request's own objects sees every byte without buffering or a
+ * 'data' listener (which would steal chunks from the handler).
+ */
+function countBytes(req: http.IncomingMessage, res: http.ServerResponse): { in: number; out: number } {
+  const n = { in: 0, out: 0 };
+  const iterate = req[Symbol.asyncIterator].bind(req);
+  req[Symbol.asyncIterator] = async function* () {
+    for await (const chunk of iterate()) {
+      n.in += (chunk as Buffer).length;
+      yield chunk;
+    }
+  };
+  const size = (chunk: unknown, enc?: unknown) =>
+    typeof chunk === 'string' ? Buffer.byteLength(chunk, typeof enc === 'string' ? (enc as BufferEncoding) : 'utf8') : chunk instanceof Uint8Array ? chunk.length : 0;
+  const write = res.write;
+  const end = res.end;
+  res.write = function (this: http.ServerResponse, chunk: unknown, ...rest: unknown[]) {
+    n.out += size(chunk, rest[0]);
+    return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as typeof res.write;
+  res.end = function (this: http.ServerResponse, chunk?: unknown, ...rest: unknown[]) {
+    if (typeof chunk !== 'function') n.out += size(chunk, rest[0]);
+    return (end as (...a: unknown[]) => http.ServerResponse).call(this, chunk, ...rest);
+  } as typeof res.end;
+  return n;
+}
+
+export function observe(opts: ObserveOptions): Koa.Middleware<State> {
+  const { logger, metrics, notifier } = opts;
+  return async (ctx, next) => {
+    const started = process.hrtime.bigint();
+    const given = ctx.get('X-Request-Id');
+    const requestId = CLIENT_ID.test(given) ? given : crypto.randomUUID();
+    ctx.state.requestId = requestId;
+    ctx.set('X-Request-Id', requestId);
+    const bytes = countBytes(ctx.req, ctx.res);
+    ctx.res.once('close', () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const completed = ctx.res.writableFinished;
+      const route = ctx.state.route;
+      const template = routeTemplate(route?.kind, route?.reference, ctx.path, opts.opsPaths);
+      metrics?.request({ method: ctx.method, route: template, status: ctx.status, seconds, bytesIn: bytes.in, bytesOut: bytes.out });
+      if (completed && ctx.status < 400) notifier?.requestDone(ctx as Ctx, bytes.in);
+      if (!opts.accessLog) return;
+      const fields = {
+        requestId,
+        method: ctx.method,
+        // ctx.path has no query string: tokens and signatures there stay out of logs.
+        path: ctx.path,
+        route: template,
+        status: ctx.status,
+        repository: ctx.state.log?.repository,
+        digest: ctx.state.log?.digest,
+        bytesIn: bytes.in,
+        bytesOut: bytes.out,
+        ms: Math.round(seconds * 1e6) / 1e3,
+        remoteAddr: ctx.req.socket.remoteAddress,
+        ...(completed ? {} : { aborted: true }),
+      };
+      if (opts.opsPaths.includes(ctx.path)) logger.debug('request', fields);
+      else logger.info('request', fields);
+    });
+    await requestContext.run({ requestId }, next);
+    if (opts.draining()) ctx.set('Connection', 'close');
+  };
+}

@@ -1,0 +1,406 @@
+// Token auth end to end on a real berth process: the in-process token service,
+// a scripted `docker login` exchange, the policy matrix of issue #4 over the
+// real routes, attacks through the real error handling, skopeo and podman, a
+// standalone `berth token-server` trusted through an x5c chain, and htpasswd.
+import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import jwt from 'jsonwebtoken';
+import t, { type Test } from 'tap';
+import { jwkThumbprint } from '../auth/keys';
+import { CLI, startBerth, tempDir } from './helpers/berth';
+import { freePort, launch } from './helpers/process';
+import { addUser, basic, makeImage, TEST_POLICY, type TestImage, writeChain, writeKey, writeOciLayout } from './helpers/auth';
+
+const SERVICE = 'berth-e2e';
+const ISSUER = 'berth-e2e-issuer';
+const CI = process.env.CI === 'true';
+
+const dir = tempDir('berth-auth-e2e-');
+t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function have(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+}
+
+/** A missing client skips with a notice, except under CI=true where it fails. */
+function needs(t: Test, cmd: string): boolean {
+  if (have(cmd)) return true;
+  if (CI) t.fail(`${cmd} is not installed (CI=true: required)`);
+  else t.skip(`${cmd} is not installed: skipping (install it to run this test)`, () => {});
+  return false;
+}
+
+function run(cmd: string, args: string[], input?: string) {
+  const r = spawnSync(cmd, args, { input, encoding: 'utf8', timeout: 120_000 });
+  return { status: r.status, stdout: (r.stdout ?? '').trim(), out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+}
+
+const signer = writeKey(dir, 'signer');
+const usersFile = path.join(dir, 'users.yml');
+const policyFile = path.join(dir, 'policy.yml');
+fs.writeFileSync(policyFile, TEST_POLICY);
+
+function registryConfig(port: number): string {
+  const file = path.join(dir, `config-${port}.yml`);
+  fs.writeFileSync(
+    file,
+    [
+      'version: 0.1',
+      'auth:',
+      '  token:',
+      `    realm: http://127.0.0.1:${port}/token`,
+      `    service: ${SERVICE}`,
+      `    issuer: ${ISSUER}`,
+      'tokenserver:',
+      `  issuer: ${ISSUER}`,
+      `  key: ${signer.keyPath}`,
+      `  users: ${usersFile}`,
+      `  policy: ${policyFile}`,
+      `  services: [${SERVICE}]`,
+      '',
+    ].join('\n'),
+  );
+  return file;
+}
+
+t.test('token auth on berth', async (t) => {
+  await addUser(usersFile, 'alice', 'alice-pw1', ['dev']);
+  await addUser(usersFile, 'bob', 'bob-pw12');
+  await addUser(usersFile, 'ops1', 'ops1-pw1', ['ops']);
+  await addUser(usersFile, 'root', 'root-pw1');
+  const port = await freePort();
+  const berth = await startBerth({ port, config: registryConfig(port) });
+  t.teardown(() => berth.stop());
+  const url = berth.url;
+  const creds: Record<string, string> = { alice: 'alice-pw1', bob: 'bob-pw12', ops1: 'ops1-pw1', root: 'root-pw1' };
+
+  const tokenFor = async (user: string | undefined, scopes: string[]): Promise<string> => {
+    const q = new URLSearchParams({ service: SERVICE });
+    for (const s of scopes) q.append('scope', s);
+    const res = await fetch(`${url}/token?${q}`, { headers: user ? { authorization: basic(user, creds[user]) } : {} });
+    if (res.status !== 200) throw new Error(`token for ${user}: ${res.status}`);
+    return ((await res.json()) as { token: string }).token;
+  };
+  const req = (method: string, p: string, token?: string, body?: Buffer, headers: Record<string, string> = {}) =>
+    fetch(url + p, { method, body: body ? new Uint8Array(body) : undefined, headers: { ...headers, ...(token ? { authorization: `Bearer ${token}` } : {}) } });
+
+  /** Push an image with plain HTTP calls; returns the statuses of the blob and manifest uploads. */
+  const push = async (repo: string, tag: string, img: TestImage, token: string): Promise<number[]> => {
+    const statuses: number[] = [];
+    for (const [digest, blob] of img.blobs) {
+      const res = await req('POST', `/v2/${repo}/blobs/uploads/?digest=${digest}`, token, blob, { 'content-type': 'application/octet-stream' });
+      statuses.push(res.status);
+      await res.arrayBuffer();
+    }
+    const res = await req('PUT', `/v2/${repo}/manifests/${tag}`, token, img.manifest, { 'content-type': img.mediaType });
+    statuses.push(res.status);
+    await res.arrayBuffer();
+    return statuses;
+  };
+
+  const publicImg = makeImage('public');
+  const privateImg = makeImage('private');
+  const aliceImg = makeImage('alice');
+
+  await t.test('docker login style exchange', async (t) => {
+    const ping = await fetch(`${url}/v2/`);
+    t.equal(ping.status, 401);
+    t.equal(ping.headers.get('docker-distribution-api-version'), 'registry/2.0');
+    const challenge = ping.headers.get('www-authenticate')!;
+    const params = Object.fromEntries([...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    t.match(challenge, /^Bearer /);
+    t.equal(params.service, SERVICE);
+    const login = await fetch(`${params.realm}?account=alice&client_id=docker&offline_token=true&service=${params.service}`, {
+      headers: { authorization: basic('alice', creds.alice) },
+    });
+    t.equal(login.status, 200);
+    const lb = (await login.json()) as { token: string; refresh_token: string; expires_in: number };
+    t.ok(lb.refresh_token, 'identity token for docker to keep');
+    const base = await req('GET', '/v2/', lb.token);
+    t.equal(base.status, 200, 'GET /v2/ with the empty-scope token');
+    const refreshed = await fetch(params.realm, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: lb.refresh_token, service: SERVICE, client_id: 'docker', scope: 'repository:alice/app:pull,push' }),
+    });
+    t.equal(refreshed.status, 200);
+    const rb = (await refreshed.json()) as { access_token: string; expires_in: number };
+    t.ok(rb.expires_in >= 60);
+    t.same(await push('alice/app', 'v1', aliceImg, rb.access_token), [201, 201, 201], 'push with the refreshed token');
+  });
+
+  await t.test('policy matrix', async (t) => {
+    const dev = await tokenFor('alice', ['repository:public/app:pull,push']);
+    t.same(await push('public/app', 'v1', publicImg, dev), [201, 201, 201], 'group dev pushes public/*');
+    const admin = await tokenFor('root', ['repository:private/x:pull,push']);
+    t.same(await push('private/x', 'v1', privateImg, admin), [201, 201, 201], 'admin pushes anywhere');
+
+    const anon = await tokenFor(undefined, ['repository:public/app:pull,push']);
+    const pulled = await req('GET', '/v2/public/app/manifests/v1', anon, undefined, { accept: publicImg.mediaType });
+    t.equal(pulled.status, 200, 'anonymous pulls the public repository');
+    t.equal(Buffer.from(await pulled.arrayBuffer()).toString(), publicImg.manifest.toString());
+    const anonPush = await req('POST', '/v2/public/app/blobs/uploads/', anon);
+    t.equal(anonPush.status, 401, 'anonymous push denied');
+    t.match(anonPush.headers.get('www-authenticate')!, /insufficient_scope/);
+    t.equal((await req('GET', '/v2/public/app/manifests/v1')).status, 401, 'no token at all');
+
+    const bobOnAlice = await tokenFor('bob', ['repository:alice/app:pull,push']);
+    t.equal((await req('GET', '/v2/alice/app/manifests/v1', bobOnAlice)).status, 200, 'bob may pull by the default');
+    t.same(await push('alice/app', 'v2', makeImage('bob'), bobOnAlice), [401, 401, 401], "bob cannot push alice's namespace");
+    const bobOwn = await tokenFor('bob', ['repository:bob/app:pull,push']);
+    t.same(await push('bob/app', 'v1', makeImage('bob'), bobOwn), [201, 201, 201], 'bob pushes his own');
+
+    const aliceDel = await tokenFor('alice', ['repository:team/app:pull,push,delete', 'repository:alice/app:delete']);
+    t.same(await push('team/app', 'v1', makeImage('team'), aliceDel), [201, 201, 201]);
+    t.equal((await req('DELETE', '/v2/team/app/manifests/v1', aliceDel)).status, 401, 'dev has no delete in team/*');
+    const opsDel = await tokenFor('ops1', ['repository:team/app:delete']);
+    t.equal((await req('DELETE', '/v2/team/app/manifests/v1', opsDel)).status, 202, 'ops deletes');
+    t.equal((await req('DELETE', `/v2/alice/app/manifests/${aliceImg.manifestDigest}`, aliceDel)).status, 202, 'alice deletes in her namespace');
+
+    // private/x is readable only by the admin: its content must look missing, and no mount may take it out.
+    const [cfgDigest] = [...privateImg.blobs.keys()];
+    const alicePriv = await tokenFor('alice', ['repository:alice/app:pull,push', 'repository:private/x:pull']);
+    const exists = await req('HEAD', `/v2/private/x/blobs/${cfgDigest}`, alicePriv);
+    const missing = await req('HEAD', `/v2/private/x/blobs/sha256:${'0'.repeat(64)}`, alicePriv);
+    t.equal(exists.status, 401);
+    t.equal(missing.status, exists.status, 'an existing blob of an unreadable repository looks like a missing one');
+    const mount = await req('POST', `/v2/alice/app/blobs/uploads/?mount=${cfgDigest}&from=private/x`, alicePriv);
+    t.equal(mount.status, 401, 'mount from a repository the caller cannot pull');
+    t.match(mount.headers.get('www-authenticate')!, /repository:private\/x:pull/);
+    const blind = await req('POST', `/v2/alice/app/blobs/uploads/?mount=${cfgDigest}`, alicePriv);
+    t.equal(blind.status, 202, 'a mount without from does not find the unreadable blob');
+    t.equal((await req('HEAD', `/v2/alice/app/blobs/${cfgDigest}`, alicePriv)).status, 404);
+    const [pubCfg] = [...publicImg.blobs.keys()];
+    const aliceMount = await tokenFor('alice', ['repository:alice/app:pull,push', 'repository:public/app:pull']);
+    t.equal((await req('POST', `/v2/alice/app/blobs/uploads/?mount=${pubCfg}&from=public/app`, aliceMount)).status, 201, 'mount with pull on from');
+
+    const catalog = async (user: string | undefined) => {
+      const res = await req('GET', '/v2/_catalog', await tokenFor(user, ['registry:catalog:*']));
+      return res.status === 200 ? ((await res.json()) as { repositories: string[] }).repositories : res.status;
+    };
+    t.same(await catalog('alice'), ['alice/app', 'bob/app', 'public/app', 'team/app'], 'catalog without private/x');
+    t.same(await catalog('root'), ['alice/app', 'bob/app', 'private/x', 'public/app', 'team/app'], 'admin sees all');
+    t.equal(await catalog(undefined), 401, 'anonymous may not list');
+
+    const tags = await req('GET', '/v2/private/x/tags/list', alicePriv);
+    t.equal(tags.status, 401, 'tag list needs pull');
+    t.equal((await req('GET', `/v2/private/x/referrers/${privateImg.manifestDigest}`, alicePriv)).status, 401, 'referrers need pull');
+  });
+
+  await t.test('policy edits apply without restart', async (t) => {
+    const before = await tokenFor(undefined, ['repository:team/app:pull']);
+    t.equal((await req('GET', '/v2/team/app/tags/list', before)).status, 401);
+    fs.writeFileSync(policyFile, TEST_POLICY.replace('group:ops: [pull, push, delete]', 'group:ops: [pull, push, delete]\n      anonymous: [pull]'));
+    await new Promise((r) => setTimeout(r, 1200));
+    const after = await tokenFor(undefined, ['repository:team/app:pull']);
+    t.equal((await req('GET', '/v2/team/app/tags/list', after)).status, 200);
+    fs.writeFileSync(policyFile, TEST_POLICY);
+    await new Promise((r) => setTimeout(r, 1200));
+  });
+
+  await t.test('attacks through the real server', async (t) => {
+    const now = Math.floor(Date.now() / 1000);
+    const kid = jwkThumbprint(signer.publicKey);
+    const good = { iss: ISSUER, sub: 'alice', aud: SERVICE, iat: now, nbf: now, exp: now + 300, access: [{ type: 'repository', name: 'alice/app', actions: ['pull'] }] };
+    const sign = (p: object) => jwt.sign(p, signer.privateKey, { algorithm: 'RS256', keyid: kid });
+    const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const pem = signer.publicKey.export({ format: 'pem', type: 'spki' }) as string;
+    const hsIn = `${b64({ alg: 'HS256', typ: 'JWT', kid })}.${b64(good)}`;
+    const [h, , s] = sign(good).split('.');
+    const other = writeKey(dir, 'other');
+    const cases: Array<[string, string, string, string]> = [
+      ['alg none', `${b64({ alg: 'none', typ: 'JWT' })}.${b64(good)}.`, 'GET', '/v2/alice/app/tags/list'],
+      ['HS256 with the public key', `${hsIn}.${crypto.createHmac('sha256', pem).update(hsIn).digest('base64url')}`, 'GET', '/v2/alice/app/tags/list'],
+      ['expired', sign({ ...good, nbf: now - 900, exp: now - 600 }), 'GET', '/v2/alice/app/tags/list'],
+      ['not yet valid', sign({ ...good, nbf: now + 600, exp: now + 900 }), 'GET', '/v2/alice/app/tags/list'],
+      ['wrong aud', sign({ ...good, aud: 'elsewhere' }), 'GET', '/v2/alice/app/tags/list'],
+      ['wrong iss', sign({ ...good, iss: 'elsewhere' }), 'GET', '/v2/alice/app/tags/list'],
+      ['tampered', `${h}.${b64({ ...good, access: [{ type: 'repository', name: 'private/x', actions: ['pull'] }] })}.${s}`, 'GET', '/v2/private/x/tags/list'],
+      ['repo A token on repo B', sign(good), 'GET', '/v2/private/x/tags/list'],
+      ['pull token used to push', sign(good), 'POST', '/v2/alice/app/blobs/uploads/'],
+      ['token of another service', sign({ ...good, aud: 'other-registry' }), 'GET', '/v2/alice/app/tags/list'],
+      ['unknown kid', jwt.sign(good, other.privateKey, { algorithm: 'RS256', keyid: 'unknown' }), 'GET', '/v2/alice/app/tags/list'],
+      ['garbage', 'not-a-jwt', 'GET', '/v2/alice/app/tags/list'],
+      ['oversized', 'A'.repeat(12000), 'GET', '/v2/alice/app/tags/list'],
+    ];
+    for (const [name, tok, method, p] of cases) {
+      const res = await req(method, p, tok);
+      t.equal(res.status, 401, name);
+      const body = (await res.json()) as { errors: { code: string }[] };
+      t.ok(['UNAUTHORIZED', 'DENIED'].includes(body.errors[0].code), `${name}: ${body.errors[0].code}`);
+    }
+    for (const header of ['Bearer', 'Basic Zm9v', '\u00ff\u00fe', 'Bearer x y', 'Digest a=b']) {
+      const res = await fetch(`${url}/v2/alice/app/tags/list`, { headers: { authorization: header } });
+      t.equal(res.status, 401, `Authorization: ${JSON.stringify(header)}`);
+      await res.arrayBuffer();
+    }
+    t.notMatch(berth.output(), /alice-pw1|bob-pw12|eyJ/, 'no passwords or tokens in the logs');
+  });
+
+  await t.test('skopeo with --creds', async (t) => {
+    if (!needs(t, 'skopeo')) return;
+    const layout = path.join(dir, 'skopeo-layout');
+    const img = makeImage('skopeo');
+    writeOciLayout(layout, img);
+    const dest = `docker://${berth.host}/alice/skopeo:1`;
+    const up = run('skopeo', ['copy', '--dest-tls-verify=false', '--dest-creds', `alice:${creds.alice}`, `oci:${layout}:latest`, dest]);
+    t.equal(up.status, 0, up.out);
+    const denied = run('skopeo', ['copy', '--dest-tls-verify=false', '--dest-creds', `bob:${creds.bob}`, `oci:${layout}:latest`, `docker://${berth.host}/alice/skopeo:2`]);
+    t.not(denied.status, 0, 'bob cannot push to alice/');
+    t.match(denied.out, /denied|unauthorized/i);
+    const back = path.join(dir, 'skopeo-back');
+    const down = run('skopeo', ['copy', '--src-tls-verify=false', '--src-creds', `bob:${creds.bob}`, dest, `oci:${back}:latest`]);
+    t.equal(down.status, 0, down.out);
+    const index = JSON.parse(fs.readFileSync(path.join(back, 'index.json'), 'utf8'));
+    t.equal(index.manifests[0].digest, img.manifestDigest, 'same manifest digest back');
+    const anon = run('skopeo', ['inspect', '--tls-verify=false', '--no-creds', `docker://${berth.host}/alice/skopeo:1`]);
+    t.not(anon.status, 0, 'anonymous cannot read alice/');
+  });
+
+  await t.test('podman login, push, pull', async (t) => {
+    if (!needs(t, 'podman')) return;
+    // Lowercase paths without dots: podman's oci: transport is picky.
+    const base = path.join('/tmp', `berthpodman${crypto.randomBytes(4).toString('hex')}`);
+    fs.mkdirSync(base);
+    t.teardown(() => {
+      run('podman', [...store, 'rmi', '-af']);
+      fs.rmSync(base, { recursive: true, force: true });
+    });
+    const store = ['--root', path.join(base, 'root'), '--runroot', path.join(base, 'run'), '--storage-driver', 'vfs'];
+    const authfile = path.join(base, 'auth.json');
+    const layout = path.join(base, 'layout');
+    writeOciLayout(layout, makeImage('podman'));
+    const login = run('podman', [...store, 'login', '--tls-verify=false', '--authfile', authfile, '-u', 'alice', '--password-stdin', berth.host], creds.alice + '\n');
+    t.equal(login.status, 0, login.out);
+    t.match(login.out, /Login Succeeded/);
+    const badLogin = run('podman', [...store, 'login', '--tls-verify=false', '--authfile', path.join(base, 'bad.json'), '-u', 'alice', '--password-stdin', berth.host], 'wrong\n');
+    t.not(badLogin.status, 0, 'wrong password refused at login');
+    const load = run('podman', [...store, 'pull', `oci:${layout}:latest`]);
+    t.equal(load.status, 0, load.out);
+    const id = load.stdout;
+    const ref = `${berth.host}/alice/podman:1`;
+    const pushed = run('podman', [...store, 'push', '--tls-verify=false', '--authfile', authfile, id, ref]);
+    t.equal(pushed.status, 0, pushed.out);
+    const other = run('podman', [...store, 'push', '--tls-verify=false', '--authfile', authfile, id, `${berth.host}/bob/podman:1`]);
+    t.not(other.status, 0, "alice cannot push to bob's namespace");
+    run('podman', [...store, 'rmi', '-af']);
+    const pulled = run('podman', [...store, 'pull', '--tls-verify=false', '--authfile', authfile, ref]);
+    t.equal(pulled.status, 0, pulled.out);
+    t.equal(pulled.stdout, id, 'same image id back');
+  });
+});
+
+t.test('standalone token server trusted through an x5c chain', async (t) => {
+  const chain = writeChain(dir, 'ts');
+  const tsPort = await freePort();
+  const tsConfig = path.join(dir, 'token-server.yml');
+  fs.writeFileSync(
+    tsConfig,
+    [
+      'tokenserver:',
+      `  addr: 127.0.0.1:${tsPort}`,
+      `  issuer: ${ISSUER}`,
+      `  key: ${chain.leafKey.keyPath}`,
+      `  certificate: ${chain.chain}`,
+      `  users: ${usersFile}`,
+      `  policy: ${policyFile}`,
+      `  services: [${SERVICE}, second-registry]`,
+      '  expiration: 2m',
+      '',
+    ].join('\n'),
+  );
+  const tokenServer = await launch({ cmd: process.execPath, args: [CLI, 'token-server', '--config', tsConfig], port: tsPort, readyPath: '/healthz', env: { ...process.env, REGISTRY_LOG_LEVEL: 'warn' } });
+  t.teardown(() => tokenServer.stop());
+  const berth = await startBerth({
+    env: {
+      REGISTRY_AUTH_TOKEN_REALM: `${tokenServer.url}/token`,
+      REGISTRY_AUTH_TOKEN_SERVICE: SERVICE,
+      REGISTRY_AUTH_TOKEN_ISSUER: ISSUER,
+      REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE: chain.ca,
+    },
+  });
+  t.teardown(() => berth.stop());
+  const challenge = await fetch(`${berth.url}/v2/alice/app/tags/list`);
+  t.equal(challenge.status, 401);
+  t.match(challenge.headers.get('www-authenticate')!, `realm="${tokenServer.url}/token"`);
+  const res = await fetch(`${tokenServer.url}/token?service=${SERVICE}&scope=repository:alice/app:pull`, { headers: { authorization: basic('alice', 'alice-pw1') } });
+  const body = (await res.json()) as { token: string; expires_in: number };
+  t.equal(body.expires_in, 120);
+  t.ok(Array.isArray((jwt.decode(body.token, { complete: true })!.header as { x5c?: string[] }).x5c), 'x5c header sent');
+  const list = await fetch(`${berth.url}/v2/alice/app/tags/list`, { headers: { authorization: `Bearer ${body.token}` } });
+  t.equal(list.status, 404, 'admitted (the repository is empty in this store)');
+  const second = await fetch(`${tokenServer.url}/token?service=second-registry&scope=repository:alice/app:pull`, { headers: { authorization: basic('alice', 'alice-pw1') } });
+  const tok2 = ((await second.json()) as { token: string }).token;
+  t.equal((await fetch(`${berth.url}/v2/alice/app/tags/list`, { headers: { authorization: `Bearer ${tok2}` } })).status, 401, "second registry's token refused here");
+});
+
+t.test('htpasswd Basic auth on berth', async (t) => {
+  const file = path.join(dir, 'htpasswd');
+  const bcrypt = await import('bcryptjs');
+  fs.writeFileSync(file, `ci:${bcrypt.hashSync('ci-secret-1', 10)}\n`);
+  const berth = await startBerth({ env: { REGISTRY_AUTH_HTPASSWD_REALM: 'Registry Realm', REGISTRY_AUTH_HTPASSWD_PATH: file } });
+  t.teardown(() => berth.stop());
+  const none = await fetch(`${berth.url}/v2/`);
+  t.equal(none.status, 401);
+  t.equal(none.headers.get('www-authenticate'), 'Basic realm="Registry Realm",charset="UTF-8"');
+  t.equal((await fetch(`${berth.url}/v2/`, { headers: { authorization: basic('ci', 'ci-secret-1') } })).status, 200);
+  t.equal((await fetch(`${berth.url}/v2/`, { headers: { authorization: basic('ci', 'nope') } })).status, 401);
+  if (!needs(t, 'skopeo')) return;
+  const layout = path.join(dir, 'htpasswd-layout');
+  writeOciLayout(layout, makeImage('htpasswd'));
+  const up = run('skopeo', ['copy', '--dest-tls-verify=false', '--dest-creds', 'ci:ci-secret-1', `oci:${layout}:latest`, `docker://${berth.host}/any/repo:1`]);
+  t.equal(up.status, 0, up.out);
+});
+
+t.test('the example config, with users made by `berth user`', async (t) => {
+  const repoRoot = path.resolve(__dirname, '../..');
+  const users = path.join(dir, 'example-users.yml');
+  const key = writeKey(dir, 'example', 'ec');
+  const cli = (args: string[], input = '') => run(process.execPath, [CLI, 'user', ...args, '--users', users], input);
+  const robot = cli(['add', 'builder', '--robot', '--group', 'ci']);
+  t.equal(robot.status, 0, robot.out);
+  const secret = /secret \(shown once\): (\S+)/.exec(robot.stdout)?.[1] ?? '';
+  t.ok(secret.length >= 40, 'a long random robot secret');
+  t.equal(cli(['add', 'alice', '--group', 'dev'], 'first-password\n').status, 0);
+  t.not(cli(['add', 'alice'], 'other-password\n').status, 0, 'add refuses an existing user');
+  t.not(cli(['add', 'shorty'], 'short\n').status, 0, 'short passwords refused');
+  t.not(cli(['add', 'Bad/Name'], 'long-enough-pw\n').status, 0, 'invalid names refused');
+  t.notMatch(fs.readFileSync(users, 'utf8'), /first-password|secret/, 'only hashes on disk');
+
+  const port = await freePort();
+  const berth = await startBerth({
+    port,
+    config: path.join(repoRoot, 'deploy/examples/token-auth.yml'),
+    env: {
+      REGISTRY_AUTH_TOKEN_REALM: `http://127.0.0.1:${port}/token`,
+      REGISTRY_TOKENSERVER_KEY: key.keyPath,
+      REGISTRY_TOKENSERVER_USERS: users,
+      REGISTRY_TOKENSERVER_POLICY: path.join(repoRoot, 'deploy/examples/token-auth-policy.yml'),
+    },
+  });
+  t.teardown(() => berth.stop());
+  const token = async (user: string | undefined, pw: string, scope: string) => {
+    const res = await fetch(`${berth.url}/token?service=berth&scope=${scope}`, { headers: user ? { authorization: basic(user, pw) } : {} });
+    return res.status === 200 ? ((await res.json()) as { token: string }).token : res.status;
+  };
+  const post = async (repo: string, tok: string | number) => {
+    const res = await fetch(`${berth.url}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers: { authorization: `Bearer ${tok}` } });
+    await res.arrayBuffer();
+    return res.status;
+  };
+  t.equal(await post('ci/build', await token('builder', secret, 'repository:ci/build:pull,push')), 202, 'robot pushes to ci/');
+  t.equal(await post('alice/app', await token('alice', 'first-password', 'repository:alice/app:pull,push')), 202, 'alice pushes her own');
+  t.equal(await post('ci/build', await token('alice', 'first-password', 'repository:ci/build:pull,push')), 401, 'dev may only pull ci/');
+  t.equal(await post('library/x', await token(undefined, '', 'repository:library/x:pull,push')), 401, 'anonymous may only pull library/');
+
+  t.equal(cli(['passwd', 'alice'], 'second-password\n').status, 0);
+  await new Promise((r) => setTimeout(r, 1200));
+  t.equal(await token('alice', 'first-password', ''), 401, 'old password refused after passwd');
+  t.type(await token('alice', 'second-password', ''), 'string', 'new password works, no restart');
+  t.equal(cli(['remove', 'alice']).status, 0);
+  await new Promise((r) => setTimeout(r, 1200));
+  t.equal(await token('alice', 'second-password', ''), 401, 'removed user refused');
+  t.not(cli(['remove', 'alice']).status, 0, 'removing twice is an error');
+});

@@ -1,0 +1,74 @@
+// A private containerd + Docker engine for one test file, started by the
+// test/fixtures/engines script under a short temp dir and stopped by PID.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { mustRun, run } from './clients';
+import { plainTempDir } from './images';
+
+/** The fixture lives in the source tree; tests run from dist/test/helpers. */
+export const ENGINES_SCRIPT = path.resolve(__dirname, '../../../test/fixtures/engines');
+
+export interface Engines {
+  dir: string;
+  /** Environment for docker/ctr: DOCKER_HOST, CONTAINERD_ADDRESS, a private DOCKER_CONFIG. */
+  env: NodeJS.ProcessEnv;
+  storageDriver: 'overlay2' | 'vfs';
+  /** The daemons' logs, for failure messages. */
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+function parseExports(out: string): Record<string, string> {
+  const vars: Record<string, string> = {};
+  for (const m of out.matchAll(/^export (.+)$/gm)) {
+    for (const kv of m[1].split(/\s+/)) {
+      const eq = kv.indexOf('=');
+      if (eq > 0) vars[kv.slice(0, eq)] = kv.slice(eq + 1);
+    }
+  }
+  return vars;
+}
+
+/**
+ * Start containerd (and dockerd unless docker is false). overlay2 first, vfs when the
+ * filesystem can't take it (e.g. a CI machine that is itself a container on overlayfs).
+ */
+export async function startEngines(opts: { docker?: boolean } = {}): Promise<Engines> {
+  // Short: unix socket paths are limited to ~100 bytes.
+  const dir = plainTempDir('eng');
+  const errors: string[] = [];
+  for (const driver of ['overlay2', 'vfs'] as const) {
+    const args = ['start', '--data', dir, '--storage-driver', driver];
+    if (opts.docker === false) args.push('--no-docker');
+    const r = await run(ENGINES_SCRIPT, args, { timeoutMs: 90_000 });
+    if (r.code !== 0) {
+      errors.push(`${driver}: ${r.stderr.trim()}`);
+      await run(ENGINES_SCRIPT, ['stop', '--data', dir]);
+      continue;
+    }
+    const dockerConfig = path.join(dir, 'docker-config');
+    fs.mkdirSync(dockerConfig, { recursive: true });
+    const env = { ...process.env, ...parseExports(r.stdout), DOCKER_CONFIG: dockerConfig };
+    // If the test process dies without teardown, don't leave daemons behind.
+    const onExit = () => spawnSync(ENGINES_SCRIPT, ['stop', '--data', dir, '--purge'], { stdio: 'ignore' });
+    process.once('exit', onExit);
+    return {
+      dir,
+      env,
+      storageDriver: driver,
+      logs: () =>
+        ['containerd.log', 'dockerd.log']
+          .map((f) => path.join(dir, f))
+          .filter((f) => fs.existsSync(f))
+          .map((f) => `--- ${f} (tail)\n` + fs.readFileSync(f, 'utf8').split('\n').slice(-30).join('\n'))
+          .join('\n'),
+      async stop() {
+        process.removeListener('exit', onExit);
+        await mustRun(ENGINES_SCRIPT, ['stop', '--data', dir, '--purge'], { timeoutMs: 60_000 });
+      },
+    };
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  throw new Error(`engines did not start:\n${errors.join('\n')}`);
+}

@@ -1,0 +1,130 @@
+// A minimal registry client over real HTTP (fetch) for tests: push blobs and
+// manifests, mount, pull back. Images are built from random bytes in memory.
+import crypto from 'node:crypto';
+
+export const sha256 = (b: Buffer | string) => `sha256:${crypto.createHash('sha256').update(b).digest('hex')}`;
+
+export interface Blob {
+  digest: string;
+  bytes: Buffer;
+}
+
+export interface Image {
+  repo: string;
+  tag?: string;
+  digest: string;
+  mediaType: string;
+  manifest: Buffer;
+  blobs: Blob[];
+}
+
+export function blob(bytes: Buffer | string): Blob {
+  const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes);
+  return { digest: sha256(b), bytes: b };
+}
+
+export function randomBlob(size: number): Blob {
+  return blob(crypto.randomBytes(size));
+}
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+
+/** An OCI image manifest over config + layers, optionally with a subject (a referrer). */
+export function imageManifest(config: Blob, layers: Blob[], extra: Record<string, unknown> = {}): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config.digest, size: config.bytes.length },
+      layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: l.digest, size: l.bytes.length })),
+      ...extra,
+    }),
+  );
+}
+
+export function indexManifest(children: { digest: string; size: number }[]): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_INDEX,
+      manifests: children.map((c, i) => ({ mediaType: OCI_MANIFEST, digest: c.digest, size: c.size, platform: { os: 'linux', architecture: `arch${i}` } })),
+    }),
+  );
+}
+
+async function expect(res: Response, status: number[], what: string): Promise<Response> {
+  if (!status.includes(res.status)) {
+    throw new Error(`${what}: HTTP ${res.status} ${await res.text()}`);
+  }
+  return res;
+}
+
+/** Monolithic push: POST then PUT ?digest= with the whole body. */
+export async function pushBlob(url: string, repo: string, b: Blob): Promise<void> {
+  const start = await expect(await fetch(`${url}/v2/${repo}/blobs/uploads/`, { method: 'POST' }), [202], `start upload ${repo}`);
+  await start.arrayBuffer();
+  const loc = new URL(start.headers.get('location')!, url);
+  loc.searchParams.set('digest', b.digest);
+  const put = await fetch(loc, { method: 'PUT', body: new Uint8Array(b.bytes), headers: { 'content-type': 'application/octet-stream' } });
+  await expect(put, [201], `put blob ${repo} ${b.digest}`);
+  await put.arrayBuffer();
+}
+
+/** Cross-repository mount; true when the registry mounted (201), false when it fell back to an upload (202). */
+export async function mountBlob(url: string, repo: string, digest: string, from?: string): Promise<boolean> {
+  const q = new URLSearchParams({ mount: digest });
+  if (from) q.set('from', from);
+  const res = await expect(await fetch(`${url}/v2/${repo}/blobs/uploads/?${q}`, { method: 'POST' }), [201, 202], `mount ${digest} into ${repo}`);
+  await res.arrayBuffer();
+  if (res.status === 202) {
+    // Cancel the upload session the fallback opened.
+    const del = await fetch(new URL(res.headers.get('location')!, url), { method: 'DELETE' });
+    await del.arrayBuffer();
+  }
+  return res.status === 201;
+}
+
+export async function pushManifest(url: string, repo: string, reference: string, bytes: Buffer, mediaType: string): Promise<string> {
+  const res = await expect(
+    await fetch(`${url}/v2/${repo}/manifests/${reference}`, { method: 'PUT', body: new Uint8Array(bytes), headers: { 'content-type': mediaType } }),
+    [201],
+    `put manifest ${repo}:${reference}`,
+  );
+  await res.arrayBuffer();
+  return res.headers.get('docker-content-digest')!;
+}
+
+/** Push config, layers and the image manifest under tag (or by digest). */
+export async function pushImage(url: string, repo: string, tag: string | undefined, config: Blob, layers: Blob[], extra: Record<string, unknown> = {}): Promise<Image> {
+  for (const b of [config, ...layers]) await pushBlob(url, repo, b);
+  const manifest = imageManifest(config, layers, extra);
+  const digest = sha256(manifest);
+  await pushManifest(url, repo, tag ?? digest, manifest, OCI_MANIFEST);
+  return { repo, tag, digest, mediaType: OCI_MANIFEST, manifest, blobs: [config, ...layers] };
+}
+
+export async function pushIndex(url: string, repo: string, tag: string, children: Image[]): Promise<Image> {
+  const manifest = indexManifest(children.map((c) => ({ digest: c.digest, size: c.manifest.length })));
+  const digest = sha256(manifest);
+  await pushManifest(url, repo, tag, manifest, OCI_INDEX);
+  return { repo, tag, digest, mediaType: OCI_INDEX, manifest, blobs: [] };
+}
+
+export async function getBytes(url: string, path: string, accept?: string): Promise<{ status: number; bytes: Buffer }> {
+  const res = await fetch(`${url}${path}`, { headers: accept ? { accept } : {} });
+  return { status: res.status, bytes: Buffer.from(await res.arrayBuffer()) };
+}
+
+/** Pull an image by digest and check every byte: the manifest and each blob. Returns problems found. */
+export async function verifyPull(url: string, img: Image): Promise<string[]> {
+  const problems: string[] = [];
+  const ref = img.tag ?? img.digest;
+  const m = await getBytes(url, `/v2/${img.repo}/manifests/${img.digest}`, img.mediaType);
+  if (m.status !== 200 || !m.bytes.equals(img.manifest)) problems.push(`${img.repo}@${img.digest} (${ref}): manifest ${m.status}`);
+  for (const b of img.blobs) {
+    const r = await getBytes(url, `/v2/${img.repo}/blobs/${b.digest}`);
+    if (r.status !== 200 || !r.bytes.equals(b.bytes)) problems.push(`${img.repo}@${img.digest}: blob ${b.digest} ${r.status}`);
+  }
+  return problems;
+}

@@ -1,0 +1,59 @@
+// Memory stays flat with blob size: a 2 GiB blob is pushed (streamed from a
+// generator, one PATCH) and pulled back (hashed while streaming) while the
+// server's resident set is sampled from /proc; it must stay within a small
+// bound of its warmed-up baseline.
+import fs from 'node:fs';
+import t from 'tap';
+import { startBerth, tempDir } from './helpers/berth';
+import { GeneratedBlob, OciClient, sourceDigest } from './helpers/oci-client';
+import { procMemMiB } from './helpers/process';
+
+const MiB = 1 << 20;
+const SIZE = Number(process.env.BERTH_MEMORY_TEST_MIB ?? 2048) * MiB;
+const MAX_GROWTH_MIB = 64;
+
+t.test(`a ${SIZE / MiB} MiB push and pull keep the server's memory flat`, { timeout: 240_000 }, async (t) => {
+  const root = tempDir('berth-memory-');
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+  const server = await startBerth({ root });
+  t.teardown(() => server.stop());
+  const c = new OciClient(server.url);
+  t.teardown(() => c.close());
+  const pid = server.proc.pid!;
+
+  // Warm up every code path the big transfer takes, so the baseline includes
+  // loaded code and steady-state buffers rather than a cold start.
+  for (let i = 0; i < 3; i++) {
+    const warm = new GeneratedBlob(`warm-${i}`, 16 * MiB);
+    await c.pushBlobChunked('memory/test', warm, warm.size);
+    await c.pushBlob('memory/test', new GeneratedBlob(`warm-mono-${i}`, 4 * MiB));
+    t.equal((await c.pullBlob('memory/test', warm.digest!)).digest, warm.digest, 'warm-up blob round-trips');
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  const baseline = procMemMiB(pid, 'VmRSS');
+
+  let peak = baseline;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, procMemMiB(pid, 'VmRSS'));
+  }, 50);
+  t.teardown(() => clearInterval(sampler));
+
+  const blob = new GeneratedBlob('memory-2g', SIZE);
+  let t0 = Date.now();
+  const pushed = await c.pushBlobChunked('memory/test', blob, SIZE);
+  const pushSecs = (Date.now() - t0) / 1000;
+  const afterPush = peak;
+  t0 = Date.now();
+  const pulled = await c.pullBlob('memory/test', pushed.digest);
+  const pullSecs = (Date.now() - t0) / 1000;
+  clearInterval(sampler);
+  peak = Math.max(peak, procMemMiB(pid, 'VmRSS'));
+
+  t.same(pulled, { status: 200, digest: await sourceDigest(blob), size: SIZE }, 'the pulled blob is byte-identical');
+  const growth = peak - baseline;
+  t.comment(
+    `baseline RSS ${baseline.toFixed(1)} MiB, peak ${peak.toFixed(1)} MiB (during push ${afterPush.toFixed(1)}), growth ${growth.toFixed(1)} MiB; ` +
+      `push ${((SIZE / 1e6) / pushSecs).toFixed(0)} MB/s, pull ${((SIZE / 1e6) / pullSecs).toFixed(0)} MB/s`,
+  );
+  t.ok(growth < MAX_GROWTH_MIB, `RSS grew ${growth.toFixed(1)} MiB (< ${MAX_GROWTH_MIB} MiB) over a ${SIZE / MiB} MiB push and pull`);
+});

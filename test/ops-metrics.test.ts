@@ -1,0 +1,164 @@
+// Health, readiness, /metrics and the JSON logs of a running berth.
+import fs from 'node:fs';
+import t from 'tap';
+import { FilesystemDriver } from '../storage/drivers/filesystem';
+import { instrumentDriver } from '../storage/instrumented';
+import { startBerth, tempDir } from './helpers/berth';
+import { pushImage, scrape, sha256 } from './helpers/ops-client';
+import { freePort } from './helpers/process';
+import { Metrics } from '../server/metrics';
+
+t.test('health, readiness, metrics and logs', async (t) => {
+  const b = await startBerth({ env: { REGISTRY_LOG_LEVEL: 'info' } });
+  t.teardown(async () => {
+    await b.kill();
+    fs.rmSync(b.root, { recursive: true, force: true });
+  });
+
+  const health = await fetch(`${b.url}/healthz`);
+  t.equal(health.status, 200);
+  t.same(await health.json(), { status: 'ok' });
+  const ready = await fetch(`${b.url}/readyz`);
+  t.equal(ready.status, 200);
+  t.same(await ready.json(), { status: 'ready' });
+
+  const img = await pushImage(b.url, 'team/app', 'v1');
+  // A chunked upload: POST, PATCH, PUT.
+  const chunk = Buffer.alloc(100_000, 7);
+  const start = await fetch(`${b.url}/v2/team/app/blobs/uploads/`, { method: 'POST' });
+  const loc = start.headers.get('location')!;
+  const patch = await fetch(loc, { method: 'PATCH', headers: { 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(chunk) });
+  t.equal(patch.status, 202);
+  const put = await fetch(`${patch.headers.get('location')}?digest=${sha256(chunk)}`, { method: 'PUT' });
+  t.equal(put.status, 201);
+
+  const pulled = await fetch(`${b.url}/v2/team/app/blobs/${img.layer.digest}`, {
+    headers: { Authorization: 'Bearer secret-token-value', 'X-Request-Id': 'client-chosen-id.1' },
+  });
+  t.equal(pulled.headers.get('x-request-id'), 'client-chosen-id.1', 'a client request id is kept and echoed');
+  t.equal((await pulled.arrayBuffer()).byteLength, img.layer.size);
+  for (let i = 0; i < 2; i++) {
+    const m = await fetch(`${b.url}/v2/team/app/manifests/v1?token=query-secret`);
+    t.equal(m.status, 200);
+    await m.arrayBuffer();
+  }
+  const bad = await fetch(`${b.url}/v2/team/app/manifests/nope`, { headers: { 'X-Request-Id': 'bad id\twith "quotes"' } });
+  t.equal(bad.status, 404);
+  t.match(bad.headers.get('x-request-id'), /^[0-9a-f-]{36}$/, 'an unsafe client id is replaced by a fresh one');
+  const badId = bad.headers.get('x-request-id');
+  await bad.arrayBuffer();
+
+  const m = await scrape(`${b.url}/metrics`);
+  const get = (k: string) => m.get(k) ?? 0;
+  t.equal(get('berth_http_requests_total{method="PUT",route="/v2/{name}/manifests/{reference}",status="201"}'), 1);
+  t.equal(get('berth_http_requests_total{method="GET",route="/v2/{name}/manifests/{reference}",status="200"}'), 2);
+  t.equal(get('berth_http_requests_total{method="GET",route="/v2/{name}/manifests/{reference}",status="404"}'), 1);
+  t.equal(get('berth_http_requests_total{method="POST",route="/v2/{name}/blobs/uploads/",status="201"}'), 2);
+  t.equal(get('berth_http_requests_total{method="PATCH",route="/v2/{name}/blobs/uploads/{uuid}",status="202"}'), 1);
+  t.equal(get('berth_http_requests_total{method="GET",route="/readyz",status="200"}'), 1);
+  t.equal(get('berth_http_request_duration_seconds_count{method="GET",route="/v2/{name}/blobs/{digest}",status="200"}'), 1);
+  t.ok(get('berth_http_request_duration_seconds_bucket{le="+Inf",method="GET",route="/v2/{name}/blobs/{digest}",status="200"}') === 1, 'histogram buckets');
+  t.equal(get('berth_http_received_bytes_total{route="/v2/{name}/blobs/uploads/{uuid}"}'), chunk.length, 'chunk bytes received');
+  t.equal(
+    get('berth_http_received_bytes_total{route="/v2/{name}/blobs/uploads/"}'),
+    img.layer.size + img.config.size,
+    'monolithic upload bytes received',
+  );
+  t.equal(get('berth_http_received_bytes_total{route="/v2/{name}/manifests/{reference}"}'), img.manifest.length);
+  t.equal(get('berth_http_sent_bytes_total{route="/v2/{name}/blobs/{digest}"}'), img.layer.size, 'blob bytes sent');
+  t.equal(get('berth_uploads_in_progress'), 0);
+  t.ok(get('berth_storage_operation_duration_seconds_count{driver="filesystem",operation="move"}') >= 3, 'storage ops by driver and operation');
+  t.ok(get('berth_storage_operation_duration_seconds_count{driver="filesystem",operation="write"}') >= 1);
+  t.equal(get('berth_cache_lookups_total{cache="manifest",result="hit"}'), 2, 'manifest reads after the push come from the cache');
+  t.equal(get('berth_cache_hit_ratio{cache="manifest"}'), 1);
+  t.ok(m.has('process_resident_memory_bytes'), 'default process metrics');
+  const text = [...m.keys()].join('\n');
+  t.notMatch(text, /team\/app|sha256:/, 'no repository names or digests in metric labels');
+
+  // Readiness follows the storage backend.
+  const moved = `${b.root}.away`;
+  fs.renameSync(b.root, moved);
+  const down = await fetch(`${b.url}/readyz`);
+  t.equal(down.status, 503);
+  t.match(await down.json(), { status: 'not ready', reason: /^storage: / });
+  t.equal((await fetch(`${b.url}/healthz`)).status, 200, 'still alive');
+  fs.renameSync(moved, b.root);
+  t.equal((await fetch(`${b.url}/readyz`)).status, 200, 'ready again');
+
+  await new Promise((r) => setTimeout(r, 200));
+  const lines = b
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  t.ok(lines.length >= 10, 'JSON lines');
+  const access = lines.filter((l) => l.msg === 'request');
+  const pull = access.find((l) => l.requestId === 'client-chosen-id.1');
+  t.match(pull, {
+    level: 'info',
+    method: 'GET',
+    route: '/v2/{name}/blobs/{digest}',
+    status: 200,
+    repository: 'team/app',
+    digest: img.layer.digest,
+    bytesOut: img.layer.size,
+    ms: Number,
+  });
+  t.match(
+    access.find((l) => l.method === 'PUT' && l.route === '/v2/{name}/manifests/{reference}'),
+    { status: 201, repository: 'team/app', digest: img.digest, bytesIn: img.manifest.length },
+  );
+  t.match(access.find((l) => l.requestId === badId), { status: 404 });
+  t.notOk(access.some((l) => l.path === '/healthz'), 'probes are access-logged at debug level only');
+  const all = b.output();
+  t.notMatch(all, /secret-token-value|query-secret|Authorization|Bearer/i, 'no credentials, auth headers or query strings in logs');
+});
+
+t.test('metrics on the debug listener only when http.debug.addr is set', async (t) => {
+  const debugPort = await freePort();
+  const b = await startBerth({ env: { REGISTRY_HTTP_DEBUG_ADDR: `127.0.0.1:${debugPort}`, REGISTRY_HTTP_DEBUG_PROMETHEUS_PATH: '/prom' } });
+  t.teardown(async () => {
+    await b.kill();
+    fs.rmSync(b.root, { recursive: true, force: true });
+  });
+  await pushImage(b.url, 'x', 'latest');
+  t.equal((await fetch(`${b.url}/prom`)).status, 404, 'not on the main listener');
+  const m = await scrape(`http://127.0.0.1:${debugPort}/prom`);
+  t.equal(m.get('berth_http_requests_total{method="PUT",route="/v2/{name}/manifests/{reference}",status="201"}'), 1);
+  t.equal((await fetch(`http://127.0.0.1:${debugPort}/readyz`)).status, 200);
+  t.equal((await fetch(`http://127.0.0.1:${debugPort}/healthz`)).status, 200);
+});
+
+t.test('metrics can be turned off', async (t) => {
+  const b = await startBerth({ env: { REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED: 'false' } });
+  t.teardown(async () => {
+    await b.kill();
+    fs.rmSync(b.root, { recursive: true, force: true });
+  });
+  t.equal((await fetch(`${b.url}/metrics`)).status, 404);
+});
+
+t.test('storage errors and GC runs are counted', async (t) => {
+  const root = tempDir();
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+  const metrics = new Metrics();
+  const driver = instrumentDriver(new FilesystemDriver({ rootdirectory: root }), metrics.storage);
+  await driver.putContent('/a/b', Buffer.from('x'));
+  await t.rejects(driver.getContent('/missing'), { name: 'PathNotFoundError' });
+  await t.rejects(driver.getContent('/a/../etc'), /invalid storage path/);
+  const w = await driver.writer('/w', false);
+  await w.write(Buffer.from('abc'));
+  t.equal(w.size, 3, 'the wrapped writer reports its size');
+  await w.commit();
+  metrics.gcRun({ ok: true, bytesFreed: 1234, blobsDeleted: 2, seconds: 1.5 });
+  metrics.gcRun({ ok: false });
+  const { body } = await metrics.render();
+  t.match(body, /berth_storage_errors_total\{driver="filesystem",operation="getContent"\} 1\n/, 'a real failure counts');
+  t.match(body, /berth_storage_operation_duration_seconds_count\{driver="filesystem",operation="getContent"\} 2\n/);
+  t.match(body, /berth_storage_operation_duration_seconds_count\{driver="filesystem",operation="commit"\} 1\n/);
+  t.match(body, /berth_gc_runs_total\{result="ok"\} 1\n/);
+  t.match(body, /berth_gc_runs_total\{result="error"\} 1\n/);
+  t.match(body, /berth_gc_freed_bytes_total 1234\n/);
+  t.match(body, /berth_gc_deleted_blobs_total 2\n/);
+  t.match(body, /berth_gc_last_run_duration_seconds 1.5\n/);
+});
