@@ -1,17 +1,17 @@
 // berth on S3 (Swift s3api): stateless replicas on one bucket, a replica
 // killed mid-upload, the store going away and coming back, presigned
 // redirects, and catalog paging at 2,000 repositories.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import t from 'tap';
 import { S3Driver } from '../storage/drivers/s3';
 import { startBerth, type Berth } from './helpers/berth';
+import { blob as blobOf, pushImage, sha256 as digestOf } from './helpers/registry-client';
 import { startS3, type S3Server } from './helpers/s3';
 
 const MiB = 1024 * 1024;
 /** fetch() bodies are typed as Uint8Array views, not Buffers. */
-const bytes = (b: Buffer) => new Uint8Array(b.buffer, b.byteOffset, b.length);
-const digestOf = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+const bytes = (b: Buffer) => new Uint8Array(b);
 let s3: S3Server;
 const started: Berth[] = [];
 
@@ -67,24 +67,6 @@ async function finish(base: string, loc: string, digest: string) {
   return fetch(`${base}${loc}${sep}digest=${encodeURIComponent(digest)}`, { method: 'PUT' });
 }
 
-async function pushManifest(base: string, repo: string, tag: string, config: Buffer, layers: Buffer[]) {
-  for (const blob of [config, ...layers]) {
-    const loc = await startUpload(base, repo);
-    const sep = loc.includes('?') ? '&' : '?';
-    const res = await fetch(`${base}${loc}${sep}digest=${digestOf(blob)}`, { method: 'PUT', body: bytes(blob), headers: { 'content-type': 'application/octet-stream' } });
-    if (res.status !== 201) throw new Error(`PUT blob: ${res.status} ${await res.text()}`);
-  }
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(config), size: config.length },
-    layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: digestOf(l), size: l.length })),
-  }));
-  const res = await fetch(`${base}/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: bytes(manifest), headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
-  if (res.status !== 201) throw new Error(`PUT manifest: ${res.status} ${await res.text()}`);
-  return digestOf(manifest);
-}
-
 t.test('two replicas on one bucket: an upload begun on one is finished on the other', async (t) => {
   const a = await replica('/replicas');
   const b = await replica('/replicas', { REGISTRY_STORAGE_REDIRECT_DISABLE: 'true' });
@@ -104,11 +86,10 @@ t.test('two replicas on one bucket: an upload begun on one is finished on the ot
   t.equal(res.status, 201, 'PUT on B');
   t.equal(res.headers.get('docker-content-digest'), digestOf(blob));
 
-  const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
-  const manifestDigest = await pushManifest(a.url, 'team/app', 'v1', config, [blob]);
+  const image = await pushImage(a.url, 'team/app', 'v1', blobOf('{"architecture":"amd64","os":"linux"}'), [blobOf(blob)]);
   const m = await fetch(`${b.url}/v2/team/app/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
   t.equal(m.status, 200, 'manifest pushed on A is served by B');
-  t.equal(m.headers.get('docker-content-digest'), manifestDigest);
+  t.equal(m.headers.get('docker-content-digest'), image.digest);
   await m.arrayBuffer();
 
   const redirect = await fetch(`${a.url}/v2/team/app/blobs/${digestOf(blob)}`, { redirect: 'manual' });
@@ -167,7 +148,7 @@ t.test('a replica killed mid-upload: the upload continues on another', async (t)
 t.test('store unreachable or stalled: 503 with a JSON error, readiness says so, recovery on its own', async (t) => {
   const a = await replica('/faults', { REGISTRY_STORAGE_REDIRECT_DISABLE: 'true' });
   const blob = randomBytes(1000);
-  await pushManifest(a.url, 'faulty', 'v1', blob, []);
+  await pushImage(a.url, 'faulty', 'v1', blobOf(blob), []);
   const blobURL = `${a.url}/v2/faulty/blobs/${digestOf(blob)}`;
   t.equal((await fetch(`${a.url}/readyz`)).status, 200, 'ready');
 

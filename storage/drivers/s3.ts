@@ -357,6 +357,30 @@ export class S3Driver implements StorageDriver {
     return { names: sorted };
   }
 
+  /**
+   * One ListObjectsV2 with delimiter "/<childPrefix>" groups all keys of a
+   * marked directory into one common prefix, so this costs one request per
+   * 1,000 marked directories however many keys they hold.
+   */
+  async listMarkedDirs(path: string, childPrefix: string): Promise<string[]> {
+    const prefix = this.dirPrefix(path);
+    const delimiter = '/' + childPrefix;
+    const out: string[] = [];
+    let token: string | undefined;
+    do {
+      const res: ListObjectsV2CommandOutput = await this.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, Delimiter: delimiter, MaxKeys: LIST_MAX, ContinuationToken: token }),
+        'ListObjectsV2',
+      );
+      for (const p of res.CommonPrefixes ?? []) {
+        const rel = p.Prefix!.slice(prefix.length, -delimiter.length);
+        if (rel) out.push(rel);
+      }
+      token = res.IsTruncated ? res.NextContinuationToken : undefined;
+    } while (token);
+    return out;
+  }
+
   /** Every object under a key prefix, in key order (flat listing: one request per 1,000 keys). */
   private async *objects(prefix: string) {
     let token: string | undefined;
