@@ -8,29 +8,12 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import jwt from 'jsonwebtoken';
-import t, { type Test } from 'tap';
-import { runConformance, type CheckResult } from '../conformance/index';
+import t from 'tap';
+import { runConformance } from '../conformance/index';
+import { assertEach } from './helpers/conformance';
 import { startBerth, tempDir } from './helpers/berth';
 import { haveDistribution, startDistribution } from './helpers/distribution';
 import { freePort } from './helpers/process';
-
-// Checks berth is known to fail, with why: reported as TODO (visible, not
-// fatal) until fixed. Remove an entry as soon as berth passes it.
-const BERTH_TODO: Record<string, string> = {
-  'push: Content-Length shorter than the body sent: 400 with an error body, nothing stored':
-    "the extra bytes are parsed as a next request and Node's default clientError handler answers a bare 400 (no JSON, no API version header) before berth's own answer",
-  'base: every /v2 response carries Docker-Distribution-API-Version: registry/2.0': 'the bare 400 above',
-};
-
-/** One assertion per check, named after it, carrying the reasons on failure. */
-function assertEach(tt: Test, results: CheckResult[]): void {
-  for (const r of results) {
-    const name = `${r.category}: ${r.name}`;
-    const reasons = r.failures.map((f) => `[${f.level}] ${f.message}`);
-    if (r.outcome === 'skip') tt.pass(name, { skip: reasons.join('; ') });
-    else tt.ok(r.outcome !== 'fail', name, { ...(r.outcome === 'ok' ? {} : { reasons }), ...(BERTH_TODO[name] ? { todo: BERTH_TODO[name] } : {}) });
-  }
-}
 
 t.test('berth passes the whole suite, strictly', async (tt) => {
   const berth = await startBerth({ deleteEnabled: true });
