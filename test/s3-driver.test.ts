@@ -62,6 +62,7 @@ t.test('a writer that died between uploading a part and rewriting its tail', asy
   // The next writer fills part 1 (a + 1st 2 MiB of b) and dies before close().
   const w2 = await driver().writer('/crash/data', true);
   await w2.write(b);
+  t.equal((await d.stat('/crash/data')).size, 5 * MiB, 'stat agrees');
   const w3 = await driver().writer('/crash/data', true);
   t.equal(w3.size, 5 * MiB, 'resumes after the part; the stale tail is not counted twice');
   await w3.write(Buffer.from('end'));

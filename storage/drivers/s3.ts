@@ -273,7 +273,11 @@ export class S3Driver implements StorageDriver {
       const h = await this.head(key);
       if (h) {
         let size = h.ContentLength ?? 0;
-        if (h.Metadata?.[META_OFFSET] !== undefined) size = (await this.openWrite(key)).size;
+        if (h.Metadata?.[META_OFFSET] !== undefined) {
+          // An unfinished write: its parts plus what of the tail they do not hold.
+          const u = await this.openUpload(key);
+          size = u.partBytes + size - this.tailSkip(key, h.Metadata, u.uploadId, u.partBytes, size);
+        }
         return { path, size, modTime: h.LastModified ?? new Date(0), isDir: false };
       }
     }
@@ -581,26 +585,7 @@ export class S3Driver implements StorageDriver {
    * tail's bytes and those are dropped from it.
    */
   async openWrite(key: string) {
-    const uploads = (await this.uploadsOf(key, true)).sort((a, b) => +b.initiated - +a.initiated);
-    const uploadId = uploads[0]?.uploadId;
-    const parts: CompletedPart[] = [];
-    let partBytes = 0;
-    if (uploadId) {
-      let marker: string | undefined;
-      for (;;) {
-        const res = await this.send<import('@aws-sdk/client-s3').ListPartsCommandOutput>(
-          new ListPartsCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }),
-          'ListParts',
-        );
-        for (const p of res.Parts ?? []) {
-          if (p.PartNumber !== parts.length + 1) throw new Error(`S3 upload of ${key} has a gap before part ${p.PartNumber}`);
-          parts.push({ PartNumber: p.PartNumber, ETag: p.ETag });
-          partBytes += p.Size ?? 0;
-        }
-        if (!res.IsTruncated) break;
-        marker = res.NextPartNumberMarker;
-      }
-    }
+    const { uploadId, parts, partBytes } = await this.openUpload(key);
     const state = (tail: Buffer[]) => ({ uploadId, parts, partBytes, tail, size: partBytes + (tail[0]?.length ?? 0) });
     let res;
     try {
@@ -624,11 +609,43 @@ export class S3Driver implements StorageDriver {
       return { ...(await this.adoptFinished(key, res.ContentLength!)), tail: [] as Buffer[] };
     }
     const data = await readAll(body);
-    // The tail of an upload that was aborted since (a truncating writer started over).
-    if (meta[META_UPLOAD] && meta[META_UPLOAD] !== uploadId) return state([]);
+    return state([data.subarray(this.tailSkip(key, meta, uploadId, partBytes, data.length))]);
+  }
+
+  /** The newest multipart upload of a key, with its parts in order. */
+  private async openUpload(key: string) {
+    const uploads = (await this.uploadsOf(key, true)).sort((a, b) => +b.initiated - +a.initiated);
+    const uploadId = uploads[0]?.uploadId;
+    const parts: CompletedPart[] = [];
+    let partBytes = 0;
+    let marker: string | undefined;
+    while (uploadId) {
+      const res = await this.send<import('@aws-sdk/client-s3').ListPartsCommandOutput>(
+        new ListPartsCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }),
+        'ListParts',
+      );
+      for (const p of res.Parts ?? []) {
+        if (p.PartNumber !== parts.length + 1) throw new Error(`S3 upload of ${key} has a gap before part ${p.PartNumber}`);
+        parts.push({ PartNumber: p.PartNumber, ETag: p.ETag });
+        partBytes += p.Size ?? 0;
+      }
+      if (!res.IsTruncated) break;
+      marker = res.NextPartNumberMarker;
+    }
+    return { uploadId, parts, partBytes };
+  }
+
+  /**
+   * How many leading bytes of an unfinished write's tail object the parts
+   * already hold: those of a part uploaded after the tail was written (the
+   * writer died before rewriting it), or all of them when the tail belongs to
+   * an upload that was aborted since (a truncating writer started over).
+   */
+  private tailSkip(key: string, meta: Record<string, string>, uploadId: string | undefined, partBytes: number, tailLength: number): number {
+    if (meta[META_UPLOAD] && meta[META_UPLOAD] !== uploadId) return tailLength;
     const offset = Number(meta[META_OFFSET]);
     if (offset > partBytes) throw new Error(`S3 upload of ${key} is missing parts (tail at ${offset}, parts end at ${partBytes})`);
-    return state([data.subarray(Math.min(data.length, partBytes - offset))]);
+    return Math.min(tailLength, partBytes - offset);
   }
 
   /** Turn a finished object into part 1 of a new upload. */
