@@ -6,7 +6,8 @@ import http from 'node:http';
 import t from 'tap';
 import { S3Driver } from '../storage/drivers/s3';
 import { startBerth, type Berth } from './helpers/berth';
-import { blob as blobOf, pushImage, sha256 as digestOf } from './helpers/registry-client';
+import { haveDistribution, startDistribution } from './helpers/distribution';
+import { blob as blobOf, pushImage, randomBlob, sha256 as digestOf, verifyPull } from './helpers/registry-client';
 import { startS3, type S3Server } from './helpers/s3';
 
 const MiB = 1024 * 1024;
@@ -186,6 +187,33 @@ t.test('store unreachable or stalled: 503 with a JSON error, readiness says so, 
     s3.thaw();
   }
   t.equal((await fetch(blobURL)).status, 200, 'recovers after the stall');
+});
+
+t.test('distribution 2.8.2 and berth serve one bucket', { skip: !haveDistribution() && !process.env.CI && 'docker-registry not installed' }, async (t) => {
+  const root = '/shared-with-distribution';
+  const berth = await replica(root, { REGISTRY_STORAGE_REDIRECT_DISABLE: 'true' });
+  // distribution 2.8.2's s3 driver uses path-style URLs whenever regionendpoint is set.
+  const dist = await startDistribution({
+    storageYaml: [
+      '  s3:',
+      `    region: ${s3.region}`,
+      `    bucket: ${s3.bucket}`,
+      `    regionendpoint: ${s3.endpoint}`,
+      `    accesskey: ${s3.accessKey}`,
+      `    secretkey: ${s3.secretKey}`,
+      '    secure: false',
+      `    rootdirectory: ${root}`,
+      '  redirect:',
+      '    disable: true',
+    ].join('\n'),
+  });
+  t.teardown(() => dist.stop());
+  const fromBerth = await pushImage(berth.url, 'pushed/by-berth', 'v1', randomBlob(200), [randomBlob(6 * MiB + 1)]);
+  t.same(await verifyPull(dist.url, fromBerth), [], 'distribution pulls what berth pushed');
+  const fromDist = await pushImage(dist.url, 'pushed/by-distribution', 'v1', randomBlob(200), [randomBlob(6 * MiB + 1)]);
+  t.same(await verifyPull(berth.url, fromDist), [], 'berth pulls what distribution pushed');
+  const catalog = (await (await fetch(`${berth.url}/v2/_catalog`)).json()) as { repositories: string[] };
+  t.same(catalog.repositories, ['pushed/by-berth', 'pushed/by-distribution'], 'berth lists both');
 });
 
 t.test('catalog paging at 2,000 repositories', async (t) => {

@@ -39,5 +39,5 @@ t.test('berth on S3 redirecting blob GETs passes every MUST', async (tt) => {
   tt.teardown(() => berth.stop());
   const report = await runConformance({ url: berth.url });
   assertEach(tt, report.results);
-  tt.ok(report.passed > 100, `a full run has over 100 checks (${report.passed} passed, ${report.warned} warned)`);
+  tt.ok(report.passed + report.warned > 100, `a full run has over 100 checks (${report.passed} passed, ${report.warned} warned: SHOULDs the redirect target lacks)`);
 });

@@ -25,6 +25,7 @@ import {
   UploadPartCopyCommand,
   type CompletedPart,
   type ListObjectsV2CommandOutput,
+  type ObjectCannedACL,
   type ServerSideEncryption,
   type StorageClass,
 } from '@aws-sdk/client-s3';
@@ -110,7 +111,7 @@ export class S3Driver implements StorageDriver {
     StorageClass?: StorageClass;
     ServerSideEncryption?: ServerSideEncryption;
     SSEKMSKeyId?: string;
-    ACL?: any;
+    ACL?: ObjectCannedACL;
     ContentType: string;
   };
 
@@ -137,7 +138,7 @@ export class S3Driver implements StorageDriver {
       ...(storageClass !== 'NONE' && { StorageClass: storageClass as StorageClass }),
       ...(opts.encrypt && { ServerSideEncryption: (opts.keyid ? 'aws:kms' : 'AES256') as ServerSideEncryption }),
       ...(opts.encrypt && opts.keyid && { SSEKMSKeyId: opts.keyid }),
-      ...(opts.objectacl && { ACL: opts.objectacl }),
+      ...(opts.objectacl && { ACL: opts.objectacl as ObjectCannedACL }),
     };
 
     let endpoint = opts.regionendpoint;
@@ -229,7 +230,7 @@ export class S3Driver implements StorageDriver {
   }
 
   async putContent(path: string, content: Buffer): Promise<void> {
-    await this.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key(path), Body: content, ...this.putParams }), 'PutObject');
+    await this.putFinal(this.key(path), content);
   }
 
   async reader(path: string, offset = 0, end?: number): Promise<Readable> {
