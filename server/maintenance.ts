@@ -10,6 +10,7 @@ import { Lease, newHolderId } from '../storage/lease';
 import { verifyStore } from '../storage/verify';
 import { ConfigError, parseDuration, type Config } from './config';
 import type { Logger } from './log';
+import type { Metrics } from './metrics';
 import { createProgress, formatBytes } from './progress';
 
 export function retentionPolicies(config: Config): RetentionPolicy[] {
@@ -214,15 +215,23 @@ export async function cmdDu(args: string[], load: Load): Promise<number> {
  * Returns a stop function. A run cut short by shutdown is safe: its intents
  * expire and the lease times out.
  */
-export function scheduleGc(driver: StorageDriver, config: Config, logger: Logger): () => void {
+export function scheduleGc(driver: StorageDriver, config: Config, logger: Logger, metrics?: Metrics): () => void {
   const opts = gcOptions(config);
   let running: Promise<void> | undefined;
   const tick = () => {
     if (running) return;
     running = runGc(driver, config, opts)
       .then(
-        (r) => logger.info('gc', { summary: summarizeGc(r), ...r, removed: undefined }),
-        (e) => (e instanceof LeaseHeldError ? logger.debug('gc skipped', { reason: e.message }) : logger.warn('gc failed', { error: String(e) })),
+        (r) => {
+          logger.info('gc', { summary: summarizeGc(r), ...r, removed: undefined });
+          if (!r.dryRun) metrics?.gcRun({ ok: true, bytesFreed: r.bytesFreed, blobsDeleted: r.blobsDeleted, seconds: r.totalMs / 1000 });
+        },
+        (e) => {
+          // Another replica holding the lease is not a run of ours.
+          if (e instanceof LeaseHeldError) return logger.debug('gc skipped', { reason: e.message });
+          logger.warn('gc failed', { error: String(e) });
+          metrics?.gcRun({ ok: false });
+        },
       )
       .finally(() => (running = undefined));
   };

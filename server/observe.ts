@@ -63,7 +63,7 @@ export function observe(opts: ObserveOptions): Koa.Middleware<State> {
     ctx.state.requestId = requestId;
     ctx.set('X-Request-Id', requestId);
     const bytes = countBytes(ctx.req, ctx.res);
-    ctx.res.once('close', () => {
+    const finish = () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const completed = ctx.res.writableFinished;
       const route = ctx.state.route;
@@ -88,6 +88,14 @@ export function observe(opts: ObserveOptions): Koa.Middleware<State> {
       };
       if (opts.opsPaths.includes(ctx.path)) logger.debug('request', fields);
       else logger.info('request', fields);
+    };
+    ctx.res.once('close', () => {
+      // Runs outside the request's promise chain: a throw here would take the process down.
+      try {
+        finish();
+      } catch (e) {
+        logger.error('request bookkeeping failed', { requestId, error: (e as Error)?.stack ?? String(e) });
+      }
     });
     await requestContext.run({ requestId }, next);
     if (opts.draining()) ctx.set('Connection', 'close');

@@ -12,6 +12,7 @@ import { instrumentDriver } from '../storage/instrumented';
 import { purgeUploads } from '../storage/purge';
 import { ContentStore } from '../storage/store';
 import { createApp } from './app';
+import { errorBody } from './errors';
 import { parseAddr, type Config } from './config';
 import { healthRoutes, Readiness } from './health';
 import type { Logger } from './log';
@@ -57,7 +58,14 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
     notifier: notifier.enabled ? notifier : undefined,
     ...setupAuth(config, logger),
   });
-  const handler = app.callback();
+  // Handlers still running (a request cut at the drain deadline still has to
+  // finish its clean-up: keep the bytes received so far, close files).
+  const inflight = new Set<Promise<void>>();
+  const callback = app.callback();
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const done = callback(req, res).finally(() => inflight.delete(done));
+    inflight.add(done);
+  };
   const { tls } = config.http;
   const server = tls.certificate && tls.key ? https.createServer(tlsOptions(tls), handler) : http.createServer(handler);
   // Large layers take longer than Node's default 300 s request timeout: bound
@@ -71,6 +79,18 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
   server.on('connection', (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
+  });
+
+  // Requests Node cannot parse (e.g. body bytes past a Content-Length that lied)
+  // still get the spec's JSON error body and API version header.
+  server.on('clientError', (e: NodeJS.ErrnoException, socket: net.Socket) => {
+    if (e.code === 'ECONNRESET' || !socket.writable) return socket.destroy();
+    const status = e.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    const body = JSON.stringify(errorBody('UNSUPPORTED', 'malformed HTTP request', { reason: e.code ?? e.message }));
+    socket.end(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+        `Docker-Distribution-API-Version: registry/2.0\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
   });
 
   await listen(server, config.http.addr);
@@ -98,7 +118,7 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
     purgeTimer.unref();
   }
 
-  const stopGc = config.berth.gc.enabled && !config.storage.maintenance.readonly.enabled ? scheduleGc(driver, config, logger) : undefined;
+  const stopGc = config.berth.gc.enabled && !config.storage.maintenance.readonly.enabled ? scheduleGc(driver, config, logger, metrics) : undefined;
 
   const shutdown = async () => {
     if (readiness.isDraining) return;
@@ -116,6 +136,11 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
     // Keep-alive connections become idle as their requests end; close them then.
     const idle = setInterval(() => server.closeIdleConnections(), 200);
     await closed;
+    if (inflight.size) {
+      let wait: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.allSettled(inflight), new Promise((r) => (wait = setTimeout(r, 5000)))]);
+      clearTimeout(wait);
+    }
     clearInterval(idle);
     clearTimeout(deadline);
     await notifier.close(Math.min(5000, config.http.draintimeout));

@@ -4,8 +4,9 @@ import t from 'tap';
 import { FilesystemDriver } from '../storage/drivers/filesystem';
 import { instrumentDriver } from '../storage/instrumented';
 import { startBerth, tempDir } from './helpers/berth';
-import { pushImage, scrape, sha256 } from './helpers/ops-client';
+import { pushImage, scrape, sha256, waitFor } from './helpers/ops-client';
 import { freePort } from './helpers/process';
+import { createLogger, requestContext } from '../server/log';
 import { Metrics } from '../server/metrics';
 
 t.test('health, readiness, metrics and logs', async (t) => {
@@ -161,4 +162,41 @@ t.test('storage errors and GC runs are counted', async (t) => {
   t.match(body, /berth_gc_freed_bytes_total 1234\n/);
   t.match(body, /berth_gc_deleted_blobs_total 2\n/);
   t.match(body, /berth_gc_last_run_duration_seconds 1.5\n/);
+});
+
+t.test('log lines written while handling a request carry its id; levels filter', async (t) => {
+  const lines: string[] = [];
+  const out = { write: (s: string) => lines.push(s) } as unknown as NodeJS.WritableStream;
+  const logger = createLogger('info', { service: 'berth' }, out);
+  await requestContext.run({ requestId: 'req-42' }, async () => {
+    await new Promise((r) => setTimeout(r, 5));
+    logger.warn('inside', { key: 'v' });
+    logger.debug('filtered out');
+  });
+  logger.info('outside');
+  const parsed = lines.map((l) => JSON.parse(l));
+  t.equal(parsed.length, 2);
+  t.match(parsed[0], { level: 'warn', msg: 'inside', service: 'berth', requestId: 'req-42', key: 'v', time: /^\d{4}-/ });
+  t.notOk('requestId' in parsed[1], 'no id outside a request');
+});
+
+t.test('scheduled GC runs in serve show up in the metrics', async (t) => {
+  const b = await startBerth({ env: { REGISTRY_BERTH_GC_ENABLED: 'true', REGISTRY_BERTH_GC_INTERVAL: '300ms', REGISTRY_BERTH_GC_MINAGE: '0s' } });
+  t.teardown(async () => {
+    await b.kill();
+    fs.rmSync(b.root, { recursive: true, force: true });
+  });
+  const img = await pushImage(b.url, 'gc/app', 'v1');
+  const del = await fetch(`${b.url}/v2/gc/app/manifests/${img.digest}`, { method: 'DELETE' });
+  t.equal(del.status, 202);
+  const freed = img.layer.size + img.config.size + img.manifest.length;
+  let m = new Map<string, number>();
+  await waitFor('a GC run that frees the image', async () => {
+    m = await scrape(`${b.url}/metrics`);
+    return (m.get('berth_gc_freed_bytes_total') ?? 0) >= freed;
+  });
+  t.equal(m.get('berth_gc_freed_bytes_total'), freed, 'bytes freed: layer, config and manifest');
+  t.equal(m.get('berth_gc_deleted_blobs_total'), 3);
+  t.ok((m.get('berth_gc_runs_total{result="ok"}') ?? 0) >= 1);
+  t.ok((m.get('berth_gc_last_run_timestamp_seconds') ?? 0) > Date.now() / 1000 - 60);
 });
