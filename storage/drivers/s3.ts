@@ -24,6 +24,10 @@ import {
   UploadPartCommand,
   UploadPartCopyCommand,
   type CompletedPart,
+  type GetObjectCommandOutput,
+  type HeadObjectCommandOutput,
+  type ListMultipartUploadsCommandOutput,
+  type ListPartsCommandOutput,
   type ListObjectsV2CommandOutput,
   type ObjectCannedACL,
   type ServerSideEncryption,
@@ -213,7 +217,7 @@ export class S3Driver implements StorageDriver {
 
   private async head(key: string) {
     try {
-      return await this.send<import('@aws-sdk/client-s3').HeadObjectCommandOutput>(
+      return await this.send<HeadObjectCommandOutput>(
         new HeadObjectCommand({ Bucket: this.bucket, Key: key }),
         'HeadObject',
       );
@@ -244,7 +248,7 @@ export class S3Driver implements StorageDriver {
     const range = offset > 0 || end !== undefined ? `bytes=${offset}-${end !== undefined ? end - 1 : ''}` : undefined;
     let res;
     try {
-      res = await this.send<import('@aws-sdk/client-s3').GetObjectCommandOutput>(
+      res = await this.send<GetObjectCommandOutput>(
         new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range }),
         'GetObject',
       );
@@ -533,7 +537,7 @@ export class S3Driver implements StorageDriver {
     let keyMarker: string | undefined;
     let idMarker: string | undefined;
     for (;;) {
-      const res = await this.send<import('@aws-sdk/client-s3').ListMultipartUploadsCommandOutput>(
+      const res = await this.send<ListMultipartUploadsCommandOutput>(
         new ListMultipartUploadsCommand({
           Bucket: this.bucket,
           Prefix: key,
@@ -590,7 +594,7 @@ export class S3Driver implements StorageDriver {
     const state = (tail: Buffer[]) => ({ uploadId, parts, partBytes, tail, size: partBytes + (tail[0]?.length ?? 0) });
     let res;
     try {
-      res = await this.send<import('@aws-sdk/client-s3').GetObjectCommandOutput>(
+      res = await this.send<GetObjectCommandOutput>(
         new GetObjectCommand({ Bucket: this.bucket, Key: key }),
         'GetObject',
       );
@@ -621,7 +625,7 @@ export class S3Driver implements StorageDriver {
     let partBytes = 0;
     let marker: string | undefined;
     while (uploadId) {
-      const res = await this.send<import('@aws-sdk/client-s3').ListPartsCommandOutput>(
+      const res = await this.send<ListPartsCommandOutput>(
         new ListPartsCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }),
         'ListParts',
       );
