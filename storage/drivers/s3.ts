@@ -50,6 +50,8 @@ export const MIN_CHUNK_SIZE = 5 * MiB;
 const MAX_PART_SIZE = 5 * 1024 * MiB;
 const MAX_PARTS = 10000;
 const LIST_MAX = 1000;
+/** Part uploads one writer keeps in flight while it fills the next part (memory: this many parts plus one). */
+const PARTS_IN_FLIGHT = 2;
 
 /** distribution's `storage.s3` options (sizes in bytes, durations in ms). */
 export interface S3DriverOptions {
@@ -746,9 +748,9 @@ export class S3Driver implements StorageDriver {
 }
 
 /**
- * Writes a file as an S3 multipart upload. Bytes are copied into one part
+ * Writes a file as an S3 multipart upload. Bytes are copied into a part
  * buffer until a part is full (parts are at least chunksize; S3 wants all but
- * the last to be >= 5 MiB), so memory per writer is one part. close() stores
+ * the last to be >= 5 MiB) and uploaded while the next fills. close() stores
  * the not-yet-full remainder as the object at the key itself, tagged with the
  * offset it starts at, so a writer in another process can pick up from the
  * parts (ListParts) plus that tail. commit() uploads the remainder as the last
@@ -759,6 +761,7 @@ class S3Writer implements FileWriter {
   private buf = Buffer.alloc(0);
   private used = 0;
   private done = false;
+  private inflight: Promise<void>[] = [];
 
   constructor(
     private readonly d: S3Driver,
@@ -803,23 +806,45 @@ class S3Writer implements FileWriter {
     }
   }
 
+  /**
+   * Start uploading the full part buffer and carry on filling a new one, so
+   * receiving overlaps sending; at most PARTS_IN_FLIGHT parts are in flight.
+   */
   private async flushPart(): Promise<void> {
     const n = this.parts.length + 1;
     if (n > this.d.maxParts) throw new Error(`S3 upload of ${this.key} exceeds ${this.d.maxParts} parts`);
     this.uploadId ??= await this.d.createUpload(this.key);
-    this.parts.push(await this.d.uploadPart(this.key, this.uploadId, n, this.buf.subarray(0, this.used)));
+    const body = this.buf.subarray(0, this.used);
+    const slot = this.parts.length;
+    this.parts.push({ PartNumber: n });
     this.partBytes += this.used;
+    this.buf = Buffer.allocUnsafe(this.d.partSize(n + 1));
     this.used = 0;
+    const upload = this.d.uploadPart(this.key, this.uploadId, n, body).then((part) => {
+      this.parts[slot] = part;
+    });
+    upload.catch(() => undefined); // the error surfaces where it is awaited
+    this.inflight.push(upload);
+    if (this.inflight.length >= PARTS_IN_FLIGHT) await this.inflight.shift();
+  }
+
+  /** Wait for every part upload in flight (the first failure throws). */
+  private async settle(): Promise<void> {
+    const all = this.inflight;
+    this.inflight = [];
+    await Promise.all(all);
   }
 
   async close(): Promise<void> {
     if (this.done || !this.dirty) return;
+    await this.settle();
     await this.d.putTail(this.key, this.buf.subarray(0, this.used), this.partBytes, this.uploadId);
     this.dirty = false;
   }
 
   async commit(): Promise<void> {
     if (this.done) throw new Error('writer already committed or cancelled');
+    await this.settle();
     const rest = this.buf.subarray(0, this.used);
     if (!this.uploadId) {
       await this.d.putFinal(this.key, rest);
@@ -838,6 +863,7 @@ class S3Writer implements FileWriter {
 
   async cancel(): Promise<void> {
     this.done = true;
+    await this.settle().catch(() => undefined);
     this.used = 0;
     this.buf = Buffer.alloc(0);
     await this.d.cancelWrite(this.key);
