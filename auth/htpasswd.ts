@@ -1,6 +1,7 @@
 // distribution's `auth.htpasswd`: Basic auth on the registry itself against an
 // Apache htpasswd file of bcrypt entries. Any valid user may do anything, as in
 // distribution; per-repository rights need the token service.
+import crypto from 'node:crypto';
 import bcrypt from 'bcryptjs';
 import type Koa from 'koa';
 import type { HtpasswdAuthConfig } from './config';
@@ -9,8 +10,6 @@ import { ReloadingFile } from './reload';
 import { FailureThrottle } from './throttle';
 import type { Logger, RequestAuth } from './types';
 
-/** A bcrypt hash of a random string: checked against when the user is unknown, so timing does not tell. */
-const DUMMY_HASH = bcrypt.hashSync('berth-unknown-user-' + Math.random(), 10);
 
 export function parseHtpasswd(text: string, log: Logger, file: string): Map<string, string> {
   const users = new Map<string, string>();
@@ -35,6 +34,8 @@ export function createHtpasswdAuth(cfg: HtpasswdAuthConfig, log: Logger): Koa.Mi
   if (!cfg.realm) throw new Error('auth.htpasswd.realm is required');
   const file = new ReloadingFile(cfg.path, (t) => parseHtpasswd(t, log, cfg.path), (e) => log.warn(e.message));
   const throttle = new FailureThrottle();
+  // Checked when the user is unknown, so the answer takes as long as for a wrong password.
+  const dummyHash = bcrypt.hash(crypto.randomBytes(16).toString('hex'), 10);
   const challenge = (ctx: Koa.Context, message: string) => {
     ctx.status = 401;
     ctx.set('WWW-Authenticate', `Basic realm=${quoteParam(cfg.realm)},charset="UTF-8"`);
@@ -46,7 +47,7 @@ export function createHtpasswdAuth(cfg: HtpasswdAuthConfig, log: Logger): Koa.Mi
     if (cred.kind !== 'basic') return challenge(ctx, 'invalid authorization header');
     await throttle.wait(cred.user, ctx.ip);
     const hash = file.get().get(cred.user);
-    const ok = (await bcrypt.compare(cred.password, hash ?? DUMMY_HASH)) && hash !== undefined;
+    const ok = (await bcrypt.compare(cred.password, hash ?? (await dummyHash))) && hash !== undefined;
     if (!ok) {
       throttle.failed(cred.user, ctx.ip);
       return challenge(ctx, 'invalid username or password');

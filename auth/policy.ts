@@ -1,6 +1,6 @@
 // Access policy: rules keyed by repository name patterns grant actions to
 // principals. For a repository, the most specific matching rule decides (see
-// auth/README.md); no matching rule means the `default` grants apply.
+// README.md, "Access control"); no matching rule means the `default` grants apply.
 import YAML from 'yaml';
 
 export const ACTIONS = ['pull', 'push', 'delete'] as const;

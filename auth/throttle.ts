@@ -3,7 +3,9 @@
 // makes online password guessing impractical without locking anyone out.
 import { LRUCache } from 'lru-cache';
 
-const FREE_FAILURES = 5;
+/** Failures allowed before slowing down: per user name, and (higher: many users may share a proxy or NAT) per address. */
+const FREE_USER_FAILURES = 5;
+const FREE_IP_FAILURES = 20;
 const BASE_DELAY_MS = 250;
 const MAX_DELAY_MS = 5000;
 const WINDOW_MS = 15 * 60 * 1000;
@@ -13,9 +15,12 @@ export class FailureThrottle {
 
   /** How long to hold an attempt by this user from this address before checking it. */
   delayMs(user: string | undefined, ip: string): number {
-    const n = Math.max(this.count(`ip:${ip}`), user === undefined ? 0 : this.count(`user:${user}`));
-    if (n < FREE_FAILURES) return 0;
-    return Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** (n - FREE_FAILURES));
+    const over = Math.max(
+      this.count(`ip:${ip}`) - FREE_IP_FAILURES,
+      user === undefined ? -1 : this.count(`user:${user}`) - FREE_USER_FAILURES,
+    );
+    if (over < 0) return 0;
+    return Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** over);
   }
 
   async wait(user: string | undefined, ip: string): Promise<void> {

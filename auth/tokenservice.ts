@@ -5,7 +5,7 @@ import crypto, { type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import jwt from 'jsonwebtoken';
 import type Koa from 'koa';
-import { type Access, mergeAccess, parseScope } from './access';
+import { type Access, formatScope, mergeAccess, parseScope } from './access';
 import type { TokenServerConfig } from './config';
 import { parseAuthorization, quoteParam } from './credentials';
 import { algorithmsForKey, ASYMMETRIC_ALGORITHMS, jwkThumbprint, parseCertificates } from './keys';
@@ -108,11 +108,7 @@ export function createTokenService(cfg: TokenServerConfig, log: Logger = console
   const dummyHash = hashPassword(crypto.randomBytes(16).toString('hex'));
   const realm = cfg.realm ?? 'berth';
 
-  const subjectOf = (name: string | undefined): Subject | undefined => {
-    if (!name) return undefined;
-    const u = users.get().get(name);
-    return u ? { name: u.name, groups: u.groups } : undefined;
-  };
+  const subjectOf = (u: User | undefined): Subject | undefined => (u ? { name: u.name, groups: u.groups } : undefined);
 
   /** Fingerprint of the stored hash: a password change or removal invalidates refresh tokens. */
   const credentialTag = (u: User) => crypto.createHash('sha256').update(u.password).digest('base64url').slice(0, 22);
@@ -123,7 +119,8 @@ export function createTokenService(cfg: TokenServerConfig, log: Logger = console
     const ok = (await verifyPassword(password, user?.password ?? (await dummyHash))) && user !== undefined;
     if (!ok) {
       throttle.failed(name, ctx.ip);
-      log.warn(`token: failed login for ${JSON.stringify(name.slice(0, 64))} from ${ctx.ip}`);
+      // Unknown names are not logged: they are often passwords typed into the wrong field.
+      log.warn(user ? `token: failed login for user ${user.name} from ${ctx.ip}` : `token: failed login for an unknown user from ${ctx.ip}`);
       throw new RequestError(401, 'invalid_grant', 'invalid username or password');
     }
     throttle.succeeded(name);
@@ -139,7 +136,7 @@ export function createTokenService(cfg: TokenServerConfig, log: Logger = console
   /** The intersection of what was asked and what the policy allows; resources with nothing granted are left out. */
   function grant(service: string, user: User | undefined, asked: Access[]): Access[] {
     const p = policy.get();
-    const subject = user ? { name: user.name, groups: user.groups } : undefined;
+    const subject = subjectOf(user);
     const out: Access[] = [];
     for (const a of asked) {
       const allowed = allowedActions(p, service, subject, a.type, a.name);
@@ -162,7 +159,7 @@ export function createTokenService(cfg: TokenServerConfig, log: Logger = console
       jti: crypto.randomBytes(16).toString('base64url'),
       access,
     };
-    const token = jwt.sign(claims, privateKey, { algorithm, keyid: kid, ...(x5c ? { header: { alg: algorithm, kid, x5c } as jwt.JwtHeader } : {}) });
+    const token = jwt.sign(claims, privateKey, { algorithm, keyid: kid, ...(x5c ? { header: { alg: algorithm, x5c } as jwt.JwtHeader } : {}) });
     return { token, access_token: token, expires_in: expiration, issued_at: new Date(now * 1000).toISOString() };
   }
 
@@ -229,7 +226,7 @@ export function createTokenService(cfg: TokenServerConfig, log: Logger = console
     const access = grant(service, user, scopesFrom(f.getAll('scope')));
     const body: Record<string, unknown> = {
       ...issue(service, user, access),
-      scope: access.map((a) => `${a.type}:${a.name}:${a.actions.join(',')}`).join(' '),
+      scope: access.map(formatScope).join(' '),
     };
     if (refresh) body.refresh_token = refreshToken(user);
     ctx.body = body;
@@ -262,7 +259,7 @@ export function createTokenService(cfg: TokenServerConfig, log: Logger = console
     path,
     publicKey,
     authorizer: (service) => (subject, type, name, action) => {
-      const allowed = allowedActions(policy.get(), service, subjectOf(subject), type, name);
+      const allowed = allowedActions(policy.get(), service, subjectOf(subject ? users.get().get(subject) : undefined), type, name);
       return allowed.has(action) || allowed.has('*');
     },
   };

@@ -3,6 +3,7 @@
 import type { KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import type Koa from 'koa';
+import { LRUCache } from 'lru-cache';
 import { type Access, covers, formatScope, grants } from './access';
 import type { TokenAuthConfig } from './config';
 import { parseAuthorization, quoteParam } from './credentials';
@@ -51,6 +52,15 @@ function validAccess(v: unknown): v is Access[] {
 export class TokenVerifier {
   private readonly trust: TrustStore;
   private readonly algorithms: string[];
+  /**
+   * Tokens that passed, until they expire: a client sends the same token for every request of a
+   * pull or push, and a signature check costs far more than the request's own work. Bounded by
+   * the tokens' total length; failures are never cached.
+   */
+  private readonly verified = new LRUCache<string, VerifiedToken & { exp: number }>({
+    maxSize: 8 << 20,
+    sizeCalculation: (_v, token) => token.length,
+  });
 
   constructor(private readonly cfg: TokenAuthConfig, trustedKeys: KeyObject[] = []) {
     for (const k of ['realm', 'service', 'issuer'] as const) {
@@ -61,8 +71,25 @@ export class TokenVerifier {
   }
 
   verify(token: string): VerifiedToken {
-    const decoded = jwt.decode(token, { complete: true });
-    if (!decoded || typeof decoded.payload !== 'object') throw new TokenError('malformed token');
+    const hit = this.verified.get(token);
+    if (hit && Date.now() / 1000 < hit.exp + LEEWAY_SECONDS) return hit;
+    if (hit) this.verified.delete(token);
+    const checked = this.check(token);
+    this.verified.set(token, checked);
+    return checked;
+  }
+
+  private check(token: string): VerifiedToken & { exp: number } {
+    let decoded: jwt.Jwt | null;
+    try {
+      // jws throws on a JWT-typed header with a non-JSON payload.
+      decoded = jwt.decode(token, { complete: true });
+    } catch {
+      decoded = null;
+    }
+    if (!decoded || typeof decoded.header !== 'object' || typeof decoded.payload !== 'object' || !decoded.payload) {
+      throw new TokenError('malformed token');
+    }
     const header = decoded.header as jwt.JwtHeader & { x5c?: unknown };
     if (typeof header.alg !== 'string' || !this.algorithms.includes(header.alg)) {
       throw new TokenError('signing algorithm not accepted');
@@ -90,7 +117,7 @@ export class TokenVerifier {
     // A token without expiry would be valid forever; refresh tokens carry no access claim.
     if (typeof payload.exp !== 'number') throw new TokenError('token has no expiry');
     if (!validAccess(payload.access)) throw new TokenError('token has no valid access claim');
-    return { subject: typeof payload.sub === 'string' && payload.sub ? payload.sub : undefined, access: payload.access };
+    return { subject: typeof payload.sub === 'string' && payload.sub ? payload.sub : undefined, access: payload.access, exp: payload.exp };
   }
 
   realm(ctx: Koa.Context): string {

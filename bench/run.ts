@@ -9,7 +9,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startBerth } from '../test/helpers/berth';
 import { startDistribution } from '../test/helpers/distribution';
-import { procMemMiB, type Managed } from '../test/helpers/process';
+import { procCpuSeconds, procMemMiB, type Managed } from '../test/helpers/process';
 import {
   GeneratedBlob,
   MANIFEST_ACCEPT,
@@ -25,26 +25,37 @@ import {
 
 const MiB = 1 << 20;
 
-const { values: opt } = parseArgs({
-  options: {
-    targets: { type: 'string', default: 'berth,distribution' },
-    backend: { type: 'string', default: 'filesystem' },
-    rounds: { type: 'string', default: '3' },
-    'blob-mib': { type: 'string', default: '128' },
-    'chunk-mib': { type: 'string', default: '8' },
-    'pull-clients': { type: 'string', default: '8' },
-    connections: { type: 'string', default: '64' },
-    seconds: { type: 'string', default: '5' },
-    repos: { type: 'string', default: '2000' },
-    tags: { type: 'string', default: '500' },
-    'list-requests': { type: 'string', default: '10' },
-    only: { type: 'string', default: 'push,pull,manifest,catalog,tags' },
-    'cpu-prof': { type: 'string' },
-    json: { type: 'string' },
-    dir: { type: 'string', default: os.tmpdir() },
-    help: { type: 'boolean', default: false },
-  },
-});
+function usage(msg: string): never {
+  console.error(`bench: ${msg} (see --help)`);
+  process.exit(2);
+}
+
+const options = {
+  targets: { type: 'string', default: 'berth,distribution' },
+  backend: { type: 'string', default: 'filesystem' },
+  rounds: { type: 'string', default: '3' },
+  'blob-mib': { type: 'string', default: '128' },
+  'chunk-mib': { type: 'string', default: '8' },
+  'pull-clients': { type: 'string', default: '8' },
+  connections: { type: 'string', default: '64' },
+  seconds: { type: 'string', default: '5' },
+  repos: { type: 'string', default: '2000' },
+  tags: { type: 'string', default: '500' },
+  'list-requests': { type: 'string', default: '10' },
+  only: { type: 'string', default: 'push,pull,manifest,catalog,tags' },
+  'cpu-prof': { type: 'string' },
+  json: { type: 'string' },
+  dir: { type: 'string', default: os.tmpdir() },
+  help: { type: 'boolean', default: false },
+} as const;
+
+const opt = (() => {
+  try {
+    return parseArgs({ options }).values;
+  } catch (e) {
+    usage((e as Error).message);
+  }
+})();
 
 if (opt.help) {
   console.log(fs.readFileSync(path.resolve(__dirname, '../../bench/README.md'), 'utf8'));
@@ -53,7 +64,7 @@ if (opt.help) {
 
 const num = (k: keyof typeof opt) => {
   const n = Number(opt[k]);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${k} must be a positive number`);
+  if (!Number.isFinite(n) || n <= 0) usage(`--${k} must be a positive number`);
   return n;
 };
 const ROUNDS = num('rounds');
@@ -95,9 +106,8 @@ const backends: Record<string, (kind: Kind, seed: Iterable<SeedFile>) => Promise
         fs.mkdirSync(path.dirname(path.join(root, key)), { recursive: true });
         fs.writeFileSync(path.join(root, key), data);
       }
-      const env: Record<string, string> = {};
-      if (opt['cpu-prof']) env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${path.resolve(opt['cpu-prof'])}`;
-      const m = kind === 'berth' ? await startBerth({ root, env }) : await startDistribution({ root });
+      const nodeArgs = opt['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(opt['cpu-prof'])}`] : [];
+      const m = kind === 'berth' ? await startBerth({ root, nodeArgs }) : await startDistribution({ root });
       return Object.assign(m, { cleanup });
     } catch (err) {
       cleanup();
@@ -144,9 +154,7 @@ function* seedFiles(): Generator<SeedFile> {
 }
 
 async function startServer(kind: Kind, label: string): Promise<Server & { cleanup(): void }> {
-  const start = backends[opt.backend!];
-  if (!start) throw new Error(`unknown --backend ${opt.backend}; known: ${Object.keys(backends).join(', ')}`);
-  const m = await start(kind, seedFiles());
+  const m = await backends[opt.backend!](kind, seedFiles());
   const client = new OciClient(m.url, { maxSockets: Math.max(PULLERS, 8) });
   return {
     label,
@@ -209,26 +217,39 @@ function log(msg: string) {
 
 // ---- workloads ----
 
+/** Wall-clock and server CPU seconds taken by fn. */
+async function timed(s: Server, fn: () => Promise<unknown>): Promise<{ secs: number; cpu: number }> {
+  const cpu0 = procCpuSeconds(s.pid);
+  const t0 = process.hrtime.bigint();
+  await fn();
+  return { secs: seconds(t0), cpu: procCpuSeconds(s.pid) - cpu0 };
+}
+
+// Server CPU per GB is steadier than MB/s on a loaded machine, and tells
+// waiting (I/O, scheduling) apart from work.
 async function benchPush(servers: Server[]) {
   const mono = metric('monolithic push', 'MB/s', { target: { op: '>=', ratio: 1.5 } });
+  const monoCpu = metric('  server CPU, monolithic push', 'CPU s/GB');
   const chunked = metric(`chunked push (${CHUNK / MiB} MiB chunks)`, 'MB/s', { target: { op: '>=', ratio: 1.5 } });
+  const chunkedCpu = metric('  server CPU, chunked push', 'CPU s/GB');
   await interleaved(servers, async (s, r) => {
     // A fresh blob per server and round: nothing may be deduplicated away.
     const a = new GeneratedBlob(`mono-${s.label}-${r}`, BLOB);
     await sourceDigest(a);
-    let t0 = process.hrtime.bigint();
-    await s.client.pushBlob('bench/push', a);
-    record(mono, s, BLOB / 1e6 / seconds(t0));
+    let m = await timed(s, () => s.client.pushBlob('bench/push', a));
+    record(mono, s, BLOB / 1e6 / m.secs);
+    record(monoCpu, s, m.cpu / (BLOB / 1e9));
     const b = new GeneratedBlob(`chunked-${s.label}-${r}`, BLOB);
-    t0 = process.hrtime.bigint();
-    await s.client.pushBlobChunked('bench/push', b, CHUNK);
-    record(chunked, s, BLOB / 1e6 / seconds(t0));
+    m = await timed(s, () => s.client.pushBlobChunked('bench/push', b, CHUNK));
+    record(chunked, s, BLOB / 1e6 / m.secs);
+    record(chunkedCpu, s, m.cpu / (BLOB / 1e9));
   });
 }
 
 async function benchPull(servers: Server[]) {
   const one = metric('blob pull, 1 client', 'MB/s', { target: { op: '>=', ratio: 1.0 } });
   const many = metric(`blob pull, ${PULLERS} clients`, 'MB/s', { target: { op: '>=', ratio: 1.0 } });
+  const cpu = metric('  server CPU, blob pull', 'CPU s/GB');
   const blob = new GeneratedBlob('pull', BLOB);
   for (const s of servers) await s.client.pushBlob('bench/pull', blob);
   const pull = async (s: Server) => {
@@ -236,12 +257,11 @@ async function benchPull(servers: Server[]) {
     if (got.digest !== blob.digest) throw new Error(`${s.label}: pulled ${got.status} ${got.digest}, want ${blob.digest}`);
   };
   await interleaved(servers, async (s) => {
-    let t0 = process.hrtime.bigint();
-    await pull(s);
-    record(one, s, BLOB / 1e6 / seconds(t0));
-    t0 = process.hrtime.bigint();
-    await Promise.all(Array.from({ length: PULLERS }, () => pull(s)));
-    record(many, s, (PULLERS * BLOB) / 1e6 / seconds(t0));
+    let m = await timed(s, () => pull(s));
+    record(one, s, BLOB / 1e6 / m.secs);
+    m = await timed(s, () => Promise.all(Array.from({ length: PULLERS }, () => pull(s))));
+    record(many, s, (PULLERS * BLOB) / 1e6 / m.secs);
+    record(cpu, s, m.cpu / ((PULLERS * BLOB) / 1e9));
   });
 }
 
@@ -284,11 +304,14 @@ async function benchManifest(servers: Server[]) {
     const got = await s.client.getManifest('bench/manifest', 'latest');
     if (got.status !== 200 || !got.body.equals(manifest)) throw new Error(`${s.label}: manifest GET ${got.status}`);
   }
+  const cpu = metric('  server CPU per manifest GET', 'CPU us');
   await interleaved(servers, async (s) => {
-    const r = await wrk(`${s.url}/v2/bench/manifest/manifests/latest`);
+    let r!: Awaited<ReturnType<typeof wrk>>;
+    const m = await timed(s, async () => (r = await wrk(`${s.url}/v2/bench/manifest/manifests/latest`)));
     if (r.non2xx) throw new Error(`${s.label}: ${r.non2xx} manifest GETs failed under load`);
     record(rps, s, r.rps);
     record(p99, s, r.p99ms);
+    record(cpu, s, (m.cpu / (r.rps * SECONDS)) * 1e6);
   });
 }
 
@@ -320,7 +343,7 @@ async function benchCatalog(servers: Server[]) {
 }
 
 async function benchTags(servers: Server[]) {
-  const list = metric(`tag list (${TAGS} tags)`, 'lists/s', { target: { op: '>=', ratio: 10 } });
+  const list = metric(`tag list (${TAGS} tags)`, 'lists/s');
   await interleaved(servers, async (s) => {
     record(list, s, 1 / (await timePage(s, '/v2/bench/tags/tags/list', LIST_REQS, (b) => b.tags?.length === TAGS)));
   });
@@ -356,8 +379,9 @@ function table(servers: Server[]): string {
 async function main() {
   const kinds = opt.targets!.split(',') as Kind[];
   if (kinds.length !== 2 || kinds.some((k) => k !== 'berth' && k !== 'distribution')) {
-    throw new Error('--targets takes two of berth,distribution (e.g. distribution,distribution to test the bench itself)');
+    usage('--targets takes two of berth,distribution (e.g. distribution,distribution to test the bench itself)');
   }
+  if (!backends[opt.backend!]) usage(`unknown --backend ${opt.backend}; known: ${Object.keys(backends).join(', ')}`);
   const labels = kinds[0] === kinds[1] ? kinds.map((k, i) => `${k}#${i + 1}`) : kinds;
   const servers: (Server & { cleanup(): void })[] = [];
   const started = Date.now();

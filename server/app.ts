@@ -11,7 +11,7 @@ import type { Logger } from './log';
 import type { Metrics } from './metrics';
 import type { Notifier } from './notifications';
 import { observe } from './observe';
-import { usageRouter } from './maintenance';
+import { USAGE_PATH, usageRouter } from './maintenance';
 import { base } from './routes/base';
 import { blobs } from './routes/blobs';
 import { catalog } from './routes/catalog';
@@ -83,7 +83,20 @@ export function createApp(opts: AppOptions): Koa<State> {
   });
 
   app.use(healthRoutes({ ready: opts.ready, metrics: serveMetrics ? opts.metrics : undefined, metricsPath }));
-  if (opts.config.berth.usage.enabled) app.use(usageRouter(opts.store.driver, opts.config).routes());
+  if (opts.config.berth.usage.enabled) {
+    const usage = usageRouter(opts.store.driver, opts.config).routes() as unknown as Koa.Middleware<State>;
+    const { auth } = opts;
+    // It names every repository: with auth on, it needs the catalog's rights.
+    app.use(
+      auth
+        ? async (ctx, next) => {
+            if (ctx.path !== USAGE_PATH) return next();
+            ctx.state.route = { kind: 'catalog' };
+            await auth(ctx, () => usage(ctx, next));
+          }
+        : usage,
+    );
+  }
   if (opts.tokens) app.use(opts.tokens);
 
   // /v2: match the route, check access (auth middleware), dispatch by method.

@@ -130,7 +130,8 @@ const maintenance = (cmd: (args: string[], load: (file: string | undefined) => C
     process.stderr.write(`berth: ${e.message}\n${USAGE}`);
     code = 2;
   }
-  process.exit(code);
+  // Exit once stdout is flushed: a pipe is asynchronous, and a JSON report can be large.
+  process.stdout.write('', () => process.exit(code));
 };
 
 const COMMANDS: Record<string, (args: string[]) => void | Promise<void>> = {

@@ -1,15 +1,13 @@
 // What every handler can reach: the store, the config, the matched route and
 // the caller's rights. Set up by server/app.ts.
 import type Koa from 'koa';
+import type { RequestAuth } from '../auth/types';
 import type { ContentStore } from '../storage/store';
 import type { Config } from './config';
 import type { Route } from './routes/match';
 
-/** The caller's rights; allow-all when no auth is configured. */
-export interface RequestAuth {
-  subject?: string;
-  may(type: string, name: string, action: string): boolean;
-}
+/** The caller's rights, set by the auth middleware (auth/); allow-all when no auth is configured. */
+export type { RequestAuth };
 
 export const allowAll: RequestAuth = { may: () => true };
 

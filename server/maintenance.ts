@@ -1,6 +1,7 @@
 // Store maintenance wired to config and the command line: `berth gc`,
 // `berth verify`, `berth du`, the scheduled GC inside `serve`, and the usage
 // endpoint. The work itself is in storage/gc.ts, verify.ts, du.ts.
+import type { State } from './context';
 import Router from '@koa/router';
 import type { StorageDriver } from '../storage/driver';
 import { diskUsage, type Usage } from '../storage/du';
@@ -241,10 +242,12 @@ export function scheduleGc(driver: StorageDriver, config: Config, logger: Logger
 }
 
 /** GET /berth/v1/usage: du figures as JSON, computed in the background and cached. */
+export const USAGE_PATH = '/berth/v1/usage';
+
 export function usageRouter(driver: StorageDriver, config: Config): Router {
   const router = new Router();
   let cached: { at: number; usage: Promise<Usage> } | undefined;
-  router.get('/berth/v1/usage', async (ctx) => {
+  router.get(USAGE_PATH, async (ctx) => {
     const now = Date.now();
     if (!cached || now - cached.at > config.berth.usage.cachettl) {
       const usage = diskUsage(driver, { concurrency: config.berth.gc.concurrency });
@@ -252,7 +255,10 @@ export function usageRouter(driver: StorageDriver, config: Config): Router {
       usage.catch(() => (cached = undefined));
     }
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = await cached.usage;
+    // Totals are aggregates; the per-repository rows show only what the caller may pull.
+    const usage = await cached.usage;
+    const auth = (ctx.state as Partial<State>).auth;
+    ctx.body = auth ? { ...usage, repositories: usage.repositories.filter((r) => auth.may('repository', r.repository, 'pull')) } : usage;
   });
   return router;
 }

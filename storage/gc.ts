@@ -1,13 +1,13 @@
 // Online garbage collection: mark what tags reach (index children, referrers of
 // kept manifests, their blobs), sweep the rest while the registry keeps serving
 // pushes and pulls. The protocol that makes this safe is in storage/GC.md.
+import { parseDigest } from './digest';
 import { isNotFound, type StorageDriver } from './driver';
 import { clearExpiredIntents, intentKey, SweepIntent, type Lease } from './lease';
 import { paths } from './paths';
 import { forEachLimit, mapLimit } from './pool';
 import { purgeUploads, type PurgeResult } from './purge';
-import { blobDataPath, blobDirPath, listBlobs, listDigests, listRepositories, RefsCache, scanRepository, type RepoState } from './scan';
-import { parseDigest } from './digest';
+import { blobDataPath, blobDirPath, listBlobs, listDigests, listRepositories, RefsCache, scanRepository, type Refs, type RepoState } from './scan';
 
 export interface RetentionPolicy {
   /** Repository name pattern: '*' matches within a path component, '**' across components. */
@@ -134,7 +134,7 @@ class Collector {
     this.opts.onProgress?.({ phase, done, total });
   }
 
-  async phase<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  private async phase<T>(name: string, fn: () => Promise<T>): Promise<T> {
     const t = Date.now();
     try {
       return await fn();
@@ -215,7 +215,7 @@ class Collector {
     }
 
     const revisions = [...state.revisions];
-    const refs = new Map<string, NonNullable<Awaited<ReturnType<RefsCache['get']>>>>();
+    const refs = new Map<string, Refs>();
     await forEachLimit(revisions, this.conc, async (d) => {
       const r = await this.refs.get(d);
       if (r) refs.set(d, r);

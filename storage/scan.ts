@@ -115,9 +115,33 @@ export class RefsCache {
       const m = parseManifest(bytes, undefined);
       return { blobs: m.blobs.map((b) => b.value), children: m.manifests.map((c) => c.value), subject: m.subject?.digest, mediaType: m.mediaType };
     } catch {
-      return { blobs: [], children: [], unparsable: true };
+      // Not a type we validate (e.g. a schema 1 manifest in a store distribution
+      // wrote): count every digest it mentions as a blob it needs, so nothing it
+      // uses is ever collected.
+      return { blobs: mentionedDigests(bytes), children: [], unparsable: true };
     }
   }
+}
+
+function mentionedDigests(bytes: Buffer): string[] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return [];
+  }
+  const out = new Set<string>();
+  const visit = (v: unknown): void => {
+    if (typeof v === 'string') {
+      if (isDigest(v)) out.add(v);
+    } else if (Array.isArray(v)) {
+      v.forEach(visit);
+    } else if (v && typeof v === 'object') {
+      Object.values(v).forEach(visit);
+    }
+  };
+  visit(doc);
+  return [...out];
 }
 
 export const blobDataPath = (digest: string) => paths.blobData(parseDigest(digest));

@@ -10,6 +10,7 @@ import { intentKey, waitForSweeps } from './lease';
 import { MAX_MANIFEST_SIZE, parseManifest, type Descriptor } from './manifest';
 import { checkName, checkTag, isValidName } from './names';
 import { paths } from './paths';
+import { mapLimit } from './pool';
 import { isRepository, listOrEmpty, repositoryNames } from './repositories';
 import { UploadManager } from './uploads';
 
@@ -111,9 +112,13 @@ export class ContentStore {
     }
   }
 
-  /** Make the link point at d; true when it had to be written. */
-  private async writeLink(path: string, d: Digest): Promise<boolean> {
-    if ((await this.readLinkFresh(path)) === d.value) return false;
+  /**
+   * Make the link point at d; true when it had to be written. `touch` writes it
+   * even when it is already there: a commit refreshes its link's age, which the
+   * collector's final re-check reads (storage/GC.md).
+   */
+  private async writeLink(path: string, d: Digest, touch = false): Promise<boolean> {
+    if (!touch && (await this.readLinkFresh(path)) === d.value) return false;
     await this.driver.putContent(path, Buffer.from(d.value));
     this.links.set(path, d.value);
     this.catalog = undefined; // the link may have created a repository
@@ -221,7 +226,7 @@ export class ContentStore {
   async linkBlob(repo: string, d: Digest): Promise<boolean> {
     if ((await this.globalBlobSize(d)) === undefined) return false;
     const link = paths.layerLink(repo, d);
-    await this.writeLink(link, d);
+    await this.writeLink(link, d, true);
     let held = true;
     await this.settle([intentKey.layer(repo, d), intentKey.blob(d)], async () => {
       held = await this.blobExistsFresh(d);
@@ -264,7 +269,7 @@ export class ContentStore {
    */
   private async commitBlob(repo: string, d: Digest, size: number, upload: string): Promise<void> {
     const link = paths.layerLink(repo, d);
-    await this.writeLink(link, d);
+    await this.writeLink(link, d, true);
     let moved = false;
     const place = async () => {
       await this.driver.move(upload, paths.blobData(d));
@@ -355,12 +360,26 @@ export class ContentStore {
       this.blobSizes.set(d.value, bytes.length);
     }
     this.manifests.set(d.value, { digest: d.value, mediaType: parsed.mediaType, bytes });
-    await this.writeLink(paths.revisionLink(repo, d), d);
+    await this.writeLink(paths.revisionLink(repo, d), d, true);
     if (parsed.subject) {
       await this.writeLink(paths.referrerLink(repo, parseDigest(parsed.subject.digest), d), d);
     }
-    if (!isDigest) await this.tag(repo, reference, d);
-    await this.settleManifest(repo, isDigest ? undefined : reference, d, bytes, parsed.blobs, parsed.manifests);
+    // Settle before the tag moves, so a PUT refused here leaves the tag as it was.
+    await this.settleManifest(repo, undefined, d, bytes, parsed.blobs, parsed.manifests);
+    if (!isDigest) {
+      const previous = await this.readLinkFresh(paths.tagCurrentLink(repo, reference));
+      await this.tag(repo, reference, d);
+      try {
+        await this.settleManifest(repo, reference, d, bytes, parsed.blobs, parsed.manifests);
+      } catch (e) {
+        // A sweep took a blob after the first check (only possible with a min-age
+        // shorter than this request): put the tag back if its old target is whole.
+        if (previous && previous !== d.value && (await this.readLinkFresh(paths.revisionLink(repo, parseDigest(previous)))) === previous) {
+          await this.tag(repo, reference, parseDigest(previous));
+        }
+        throw e;
+      }
+    }
     return { digest: d.value, subject: parsed.subject?.digest };
   }
 
@@ -450,15 +469,24 @@ export class ContentStore {
 
   async listTags(repo: string, last: string | undefined, n: number): Promise<Page<string>> {
     checkName(repo);
-    let page;
-    try {
-      page = await this.driver.listPage(paths.tagsRoot(repo), last, n);
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-      if (!(await this.repositoryExists(repo))) throw err('NAME_UNKNOWN', 'repository name not known to registry', { name: repo });
-      return { items: [] };
+    const items: string[] = [];
+    let after = last;
+    for (;;) {
+      let page;
+      try {
+        page = await this.driver.listPage(paths.tagsRoot(repo), after, n - items.length);
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+        if (!(await this.repositoryExists(repo))) throw err('NAME_UNKNOWN', 'repository name not known to registry', { name: repo });
+        return { items };
+      }
+      // A tag directory without current/link is a tag write a crash cut short: not a tag.
+      const current = await mapLimit(page.names, 32, (t) => this.readLink(paths.tagCurrentLink(repo, t)));
+      page.names.forEach((t, i) => current[i] && items.push(t));
+      if (!page.next) return { items };
+      if (items.length >= n) return { items, last: items[items.length - 1] };
+      after = page.next;
     }
-    return { items: page.names, last: page.next };
   }
 
   async repositoryExists(repo: string): Promise<boolean> {

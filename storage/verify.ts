@@ -130,7 +130,9 @@ export async function verifyStore(driver: StorageDriver, opts: VerifyOptions = {
       }
       const r = await refs.get(d);
       if (!r) return; // removed meanwhile
-      if (r.unparsable) {
+      // Content of a type berth does not validate (schema 1 from distribution) is
+      // checked through the digests it mentions; with none, it is not a manifest.
+      if (r.unparsable && !r.blobs.length) {
         problems.push({ kind: 'invalid-manifest', repository: repo, image: image(d), digest: d, detail: 'stored content is not a manifest berth understands' });
         return;
       }

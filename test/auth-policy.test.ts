@@ -10,6 +10,7 @@ import { requiredAccess } from '../auth/access';
 import { createRegistryAuth } from '../auth/index';
 import { allowedActions, globToRegExp, parsePolicy } from '../auth/policy';
 import { ReloadingFile } from '../auth/reload';
+import { FailureThrottle } from '../auth/throttle';
 import { hashPassword, parseUsers, verifyPassword } from '../auth/users';
 import { tempDir } from './helpers/berth';
 import { basic, TEST_POLICY } from './helpers/auth';
@@ -89,6 +90,22 @@ t.test('policy file reloads; a broken edit keeps the last good one', async (t) =
   t.notOk(anonPull(), 'kept the last good policy');
   t.equal(errors.length, 1);
   t.throws(() => new ReloadingFile(path.join(dir, 'missing.yml'), parsePolicy, () => {}), /not found/);
+});
+
+t.test('failure throttle: per user name, and per address with a higher threshold', async (t) => {
+  const th = new FailureThrottle();
+  for (let i = 0; i < 5; i++) th.failed('alice', '10.0.0.1');
+  t.equal(th.delayMs('alice', '10.0.0.2'), 250, 'the user is slowed from any address');
+  t.equal(th.delayMs('bob', '10.0.0.1'), 0, 'others behind the same address are not, yet');
+  th.failed('alice', '10.0.0.1');
+  t.equal(th.delayMs('alice', '10.0.0.1'), 500, 'doubling');
+  for (let i = 0; i < 14; i++) th.failed(`user${i}`, '10.0.0.1');
+  t.equal(th.delayMs('bob', '10.0.0.1'), 250, 'an address guessing many names is slowed');
+  t.equal(th.delayMs('bob', '10.0.0.3'), 0);
+  for (let i = 0; i < 40; i++) th.failed('alice', '10.0.0.1');
+  t.equal(th.delayMs('alice', '10.0.0.1'), 5000, 'capped');
+  th.succeeded('alice');
+  t.equal(th.delayMs('alice', '10.0.0.9'), 0, 'success clears the user');
 });
 
 t.test('password hashes', async (t) => {

@@ -63,12 +63,13 @@ function registryApp(auth: Koa.Middleware, tokens?: Koa.Middleware): Koa {
 interface TokenBody { token: string; access_token: string; expires_in: number; issued_at: string; refresh_token?: string; scope?: string }
 
 t.test('token service and verifier', async (t) => {
+  const warnings: string[] = [];
   await addUser(usersFile, 'alice', 'alice-pw', ['dev']);
   await addUser(usersFile, 'ops1', 'ops1-pw', ['ops']);
   await addUser(usersFile, 'root', 'root-pw');
   const svc = createTokenService(
     { issuer: ISSUER, key: signer.keyPath, users: usersFile, policy: policyFile, services: [SERVICE, 'other.test'], expiration: 120_000 },
-    quiet,
+    { warn: (m: string) => warnings.push(m) },
   );
   const jwksFile = path.join(dir, 'jwks.json');
   const jwksKey = writeKey(dir, 'jwks-signer', 'ec');
@@ -127,8 +128,10 @@ t.test('token service and verifier', async (t) => {
     const bad = await getToken(`service=${SERVICE}`, basic('alice', 'wrong'));
     t.equal(bad.status, 401);
     t.match(bad.headers.get('www-authenticate')!, /^Basic realm=/);
-    const nouser = await getToken(`service=${SERVICE}`, basic('nobody', 'x'));
+    const nouser = await getToken(`service=${SERVICE}`, basic('my-Secret-pw', 'x'));
     t.equal(nouser.status, 401);
+    t.match(warnings, [/failed login for user alice from/, /failed login for an unknown user/]);
+    t.notMatch(warnings.join('\n'), /my-Secret-pw|wrong/, 'neither unknown names nor passwords are logged');
     const ok = await getToken(`service=${SERVICE}&scope=repository:private/x:pull`, basic('alice', 'alice-pw'));
     t.equal(ok.status, 200);
     t.same(claims(ok.body.token).access, [], 'nothing granted, still a token');
@@ -267,6 +270,15 @@ t.test('token service and verifier', async (t) => {
       'x5c garbage': sign(good, { header: { alg: 'RS256', x5c: ['bm90IGEgY2VydA=='] } as jwt.JwtHeader }),
       'access not a list': sign({ ...good, access: 'everything' }),
       'garbage token': 'a.b.c',
+      'JWT header, payload not JSON': `${b64({ typ: 'JWT', alg: 'RS256', kid })}.${Buffer.from('not json').toString('base64url')}.${s}`,
+      'header is a list': `${Buffer.from('[1]').toString('base64url')}.${p}.${s}`,
+      'payload is null': `${h}.${Buffer.from('null').toString('base64url')}.${s}`,
+      'alg is a number': `${b64({ alg: 5, kid })}.${p}.${s}`,
+      'kid is an object': `${b64({ alg: 'RS256', kid: { a: 1 } })}.${p}.${s}`,
+      'x5c is an object': `${b64({ alg: 'RS256', x5c: { a: 1 } })}.${p}.${s}`,
+      'x5c too long': `${b64({ alg: 'RS256', x5c: Array(9).fill('AAAA') })}.${p}.${s}`,
+      'access entries malformed': sign({ ...good, access: [{ type: 'repository', name: 'alice/app', actions: 'pull' }] }),
+      'access entry null': sign({ ...good, access: [null] }),
       'huge token': 'x'.repeat(9000),
     };
     for (const [name, tok] of Object.entries(attacks)) {
@@ -321,6 +333,17 @@ t.test('configured algorithms only', async (t) => {
   t.throws(() => createRegistryAuth({ token: { realm: 'r', service: 's', issuer: 'i', jwks: path.join(dir, 'symmetric.json') } }), 'missing file');
   fs.writeFileSync(path.join(dir, 'oct.json'), JSON.stringify({ keys: [{ kty: 'oct', k: 'c2VjcmV0' }] }));
   t.throws(() => createRegistryAuth({ token: { realm: 'r', service: 's', issuer: 'i', jwks: path.join(dir, 'oct.json') } }), /symmetric/);
+});
+
+t.test('autoredirect takes the realm host from the request', async (t) => {
+  const jwksFile = path.join(dir, 'auto.json');
+  fs.writeFileSync(jwksFile, JSON.stringify({ keys: [signer.publicKey.export({ format: 'jwk' })] }));
+  const auth = createRegistryAuth({ token: { realm: 'https://elsewhere.example/auth/token', service: SERVICE, issuer: ISSUER, jwks: jwksFile, autoredirect: true } })!;
+  const srv = await listen(registryApp(auth));
+  t.teardown(srv.close);
+  const res = await fetch(`${srv.url}/v2/`);
+  t.equal(res.status, 401);
+  t.equal(res.headers.get('www-authenticate'), `Bearer realm="${srv.url}/auth/token",service="${SERVICE}"`);
 });
 
 t.test('failed logins are slowed down', async (t) => {

@@ -8,6 +8,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import YAML from 'yaml';
+import { parsePolicy } from '../auth/policy';
+import { inCI } from './helpers/clients';
+import { parseUsers } from '../auth/users';
 import { fromObject, SCHEMA } from '../server/config';
 import { id, parseDocs, render, type K8sObject, type Obj } from './fixtures/kustomize';
 
@@ -234,6 +237,20 @@ t.test('every berth config under deploy/ loads', async (t) => {
   t.equal(fromObject(configs[0][1], {}).config.http.addr, ':5000', 'the image listens on :5000');
 });
 
+t.test('the shipped access policies and users files parse', async (t) => {
+  const base = rendered.get('base')!;
+  const policies: [string, string][] = [
+    ['deploy/compose/policy.yml', fs.readFileSync(path.join(DEPLOY, 'compose/policy.yml'), 'utf8')],
+    ['k8s ConfigMap policy.yml', get(one(base, 'ConfigMap', 'berth-config'), 'data')['policy.yml']],
+  ];
+  for (const [name, text] of policies) {
+    const p = parsePolicy(text);
+    t.same(p.admins, ['admin'], `${name}: admins`);
+    t.ok(p.default.get('authenticated')?.has('pull'), `${name}: signed-in users pull`);
+  }
+  t.equal(parseUsers(get(one(base, 'Secret', 'berth-token'), 'stringData')['users.yml']).size, 0, 'k8s users.yml placeholder parses');
+});
+
 // kubectl ships kustomize; where it is installed, our renderer must agree with it.
 const kubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' });
 t.test('the renderer agrees with kubectl kustomize', { skip: kubectl.status === 0 ? false : 'kubectl not installed' }, async (t) => {
@@ -246,8 +263,10 @@ t.test('the renderer agrees with kubectl kustomize', { skip: kubectl.status === 
 });
 
 // docker-compose (Debian package docker-compose) checks the files against the compose schema.
+// Under CI=true it must be there (apt-get install docker-compose).
 const compose = spawnSync('docker-compose', ['version', '--short'], { encoding: 'utf8' });
-t.test('compose files pass docker-compose config and fit together', { skip: compose.status === 0 ? false : 'docker-compose not installed' }, async (t) => {
+t.test('compose files pass docker-compose config and fit together', { skip: compose.status === 0 || inCI() ? false : 'docker-compose not installed' }, async (t) => {
+  if (compose.status !== 0) return t.fail('docker-compose not installed (apt-get install docker-compose); CI=true requires it');
   const checked = (file: string) => {
     const r = spawnSync('docker-compose', ['-f', file, 'config'], { cwd: DEPLOY, encoding: 'utf8' });
     t.equal(r.status, 0, `docker-compose -f ${file} config ${r.stderr}`);
@@ -262,7 +281,12 @@ t.test('compose files pass docker-compose config and fit together', { skip: comp
   t.ok(token.tokenserver.services.includes(registry.auth.token.service), 'token service serves this registry');
   t.match(registry.auth.token.realm, new RegExp(`:${token.tokenserver.addr.split(':').pop()}/token$`), 'realm points at the token service');
   t.ok(full.services.berth.ports.some((p: { target: number }) => Number(p.target) === 5000) || full.services.berth.ports.some((p: string) => String(p).endsWith(':5000')), 'registry published on 5000');
+  // the image's config drains for http.draintimeout; compose must wait longer before SIGKILL
+  const drain = seconds(YAML.parse(fs.readFileSync(path.join(DEPLOY, 'config.yml'), 'utf8')).http.draintimeout);
   const fsOnly = checked('compose.filesystem.yaml');
+  for (const [where, svc] of [['compose.yaml berth', full.services.berth], ['compose.yaml token', full.services.token], ['compose.filesystem.yaml berth', fsOnly.services.berth]]) {
+    t.ok(seconds(svc.stop_grace_period) > drain, `${where}: stop_grace_period ${svc.stop_grace_period} > drain ${drain}s`);
+  }
   t.same(Object.keys(fsOnly.services), ['berth']);
   t.match(JSON.stringify(fsOnly.services.berth.volumes), /\/var\/lib\/registry/, 'store on a volume');
 });

@@ -4,8 +4,8 @@ import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import zlib from 'node:zlib';
 import { hashPassword, updateUsersFile } from '../../auth/users';
+import { MEDIA, OciLayout } from './images';
 
 export interface KeyFiles {
   privateKey: crypto.KeyObject;
@@ -50,7 +50,7 @@ export function basic(user: string, password: string): string {
   return 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64');
 }
 
-/** The policy used by the auth tests (see auth/README.md for the format). */
+/** The policy used by the auth tests (see "Access control" in README.md for the format). */
 export const TEST_POLICY = `
 admins: [root]
 catalog: [authenticated]
@@ -75,28 +75,9 @@ rules:
     grant: {}
 `;
 
-const sha256 = (b: Buffer) => 'sha256:' + crypto.createHash('sha256').update(b).digest('hex');
-
-/** One-file ustar archive (what an image layer is), without a tar dependency. */
-function tarOneFile(name: string, content: Buffer): Buffer {
-  const h = Buffer.alloc(512);
-  h.write(name, 0, 100);
-  h.write('0000644\0', 100);
-  h.write('0000000\0', 108);
-  h.write('0000000\0', 116);
-  h.write(content.length.toString(8).padStart(11, '0') + '\0', 124);
-  h.write('00000000000\0', 136);
-  h.write('        ', 148);
-  h.write('0', 156);
-  h.write('ustar\u000000', 257);
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-  const pad = Buffer.alloc((512 - (content.length % 512)) % 512);
-  return Buffer.concat([h, content, pad, Buffer.alloc(1024)]);
-}
-
-export interface TestImage {
+export interface AuthTestImage {
+  /** skopeo/podman reference to it in an OCI layout: `oci:DIR:latest`. */
+  ref: string;
   /** Blobs by digest: config and layer. */
   blobs: Map<string, Buffer>;
   manifest: Buffer;
@@ -104,30 +85,17 @@ export interface TestImage {
   mediaType: string;
 }
 
-/** A small single-layer OCI image whose content depends on `seed`. */
-export function makeImage(seed: string): TestImage {
-  const tar = tarOneFile('hello.txt', Buffer.from(`hello from ${seed}\n`));
-  const layer = zlib.gzipSync(tar);
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [sha256(tar)] } }));
-  const mediaType = 'application/vnd.oci.image.manifest.v1+json';
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType,
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha256(layer), size: layer.length }],
-  }));
-  return { blobs: new Map([[sha256(config), config], [sha256(layer), layer]]), manifest, manifestDigest: sha256(manifest), mediaType };
-}
-
-/** Write an image as an OCI layout directory (tag `latest`) for skopeo and podman. */
-export function writeOciLayout(dir: string, img: TestImage): void {
-  fs.mkdirSync(path.join(dir, 'blobs', 'sha256'), { recursive: true });
-  for (const [d, b] of [...img.blobs, [img.manifestDigest, img.manifest] as const]) {
-    fs.writeFileSync(path.join(dir, 'blobs', 'sha256', d.slice(7)), b);
-  }
-  fs.writeFileSync(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({
-    schemaVersion: 2,
-    manifests: [{ mediaType: img.mediaType, digest: img.manifestDigest, size: img.manifest.length, annotations: { 'org.opencontainers.image.ref.name': 'latest' } }],
-  }));
+/** A small single-layer image whose content depends on `seed`, in its own OCI layout under `parent`. */
+export function makeImage(parent: string, seed: string): AuthTestImage {
+  const oci = new OciLayout(path.join(parent, `image-${seed}`));
+  const layer = oci.layer({ 'hello.txt': `hello from ${seed}\n` });
+  const img = oci.image([layer], { label: seed });
+  const read = (digest: string) => fs.readFileSync(path.join(oci.dir, 'blobs', 'sha256', digest.slice(7)));
+  return {
+    ref: oci.tag('latest', img.manifest),
+    blobs: new Map([img.config.digest, layer.digest].map((d) => [d, read(d)])),
+    manifest: read(img.manifest.digest),
+    manifestDigest: img.manifest.digest,
+    mediaType: MEDIA.manifest,
+  };
 }

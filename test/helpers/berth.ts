@@ -15,6 +15,8 @@ export interface BerthOptions {
   /** A config file path passed with --config. */
   config?: string;
   deleteEnabled?: boolean;
+  /** Options for node itself, before the script (e.g. --cpu-prof). */
+  nodeArgs?: string[];
   /** Serving HTTPS (http.tls set in env or config): how to reach it. */
   tls?: TlsClient;
 }
@@ -41,7 +43,7 @@ export async function startBerth(opts: BerthOptions = {}): Promise<Berth> {
     REGISTRY_LOG_LEVEL: process.env.BERTH_TEST_LOG_LEVEL ?? 'warn',
     ...opts.env,
   };
-  const args = [CLI, 'serve'];
+  const args = [...(opts.nodeArgs ?? []), CLI, 'serve'];
   if (opts.config) args.push('--config', opts.config);
   const m = await launch({ cmd: process.execPath, args, env, port, protocol: opts.tls ? 'https' : 'http', tls: opts.tls });
   return Object.assign(m, { root, host: `127.0.0.1:${port}` });

@@ -87,12 +87,14 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
   cwd?: string;
+  /** Written to the command's stdin (e.g. a password for --password-stdin). */
+  input?: string;
 }
 
 /** Run a command to completion; never throws for a non-zero exit (see mustRun). */
 export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    execFile(
+    const child = execFile(
       cmd,
       args,
       { env: opts.env ?? process.env, cwd: opts.cwd, timeout: opts.timeoutMs ?? 180_000, maxBuffer: 64 << 20 },
@@ -105,6 +107,7 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
         resolve({ code: err ? Number(err.code) : 0, stdout, stderr });
       },
     );
+    if (opts.input !== undefined) child.stdin!.end(opts.input);
   });
 }
 

@@ -1,7 +1,9 @@
 // The GC correctness suite, parameterised by a driver factory so it runs on
 // the filesystem (test/gc-collect.test.ts) and on S3 alike.
 import type { Test } from 'tap';
+import { parseDigest } from '../../storage/digest';
 import { collectGarbage, type GcOptions } from '../../storage/gc';
+import { paths } from '../../storage/paths';
 import { listBlobs } from '../../storage/scan';
 import type { ContentStore } from '../../storage/store';
 import { buildFixture, dedupe, sumBytes, type DriverFactory, type FixtureImage } from './gc-fixture';
@@ -80,6 +82,26 @@ export function gcSuite(t: Test, factory: DriverFactory): void {
       const r = await gc({ deleteUntagged: true, minAgeMs: 3_600_000 });
       t.equal(r.blobsDeleted + r.manifestsDeleted + r.layerLinksDeleted, 0);
       t.same(await listBlobs(store.driver, 8), before);
+    }),
+  );
+
+  t.test('a manifest of a type berth does not parse (schema 1) keeps every blob it mentions', (t) =>
+    withFixture(t, async ({ store, gc }) => {
+      const layer = blob('schema1-layer');
+      const manifest = Buffer.from(JSON.stringify({ schemaVersion: 1, name: 'old/app', tag: 'v0', fsLayers: [{ blobSum: layer.digest }], signatures: [] }));
+      const d = blob(manifest).digest;
+      const { driver } = store;
+      const link = (p: string, target: string) => driver.putContent(p, Buffer.from(target));
+      await driver.putContent(paths.blobData(parseDigest(layer.digest)), layer.bytes);
+      await driver.putContent(paths.blobData(parseDigest(d)), manifest);
+      await link(paths.layerLink('old/app', parseDigest(layer.digest)), layer.digest);
+      await link(paths.revisionLink('old/app', parseDigest(d)), d);
+      await link(paths.tagCurrentLink('old/app', 'v0'), d);
+      await sleep(1100);
+      const r = await gc({ deleteUntagged: true });
+      t.notOk(r.removed.blobs.includes(layer.digest), 'the layer stays');
+      t.notOk(r.removed.layerLinks.includes(`old/app@${layer.digest}`), 'and its link');
+      t.same((await driver.getContent(paths.blobData(parseDigest(layer.digest)))).toString(), 'schema1-layer');
     }),
   );
 

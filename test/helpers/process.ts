@@ -121,3 +121,11 @@ export function procMemMiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   if (!m) throw new Error(`no ${field} for pid ${pid}`);
   return Number(m[1]) / 1024;
 }
+
+/** CPU time (user + system, all threads) a running process has used, in seconds. */
+export function procCpuSeconds(pid: number): number {
+  // Fields after the parenthesised command name; utime and stime are the 12th and 13th,
+  // in USER_HZ ticks, which Linux fixes at 100 per second.
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
