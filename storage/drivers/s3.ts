@@ -758,10 +758,11 @@ export class S3Driver implements StorageDriver {
  * file that never filled a part is a single PutObject.
  */
 class S3Writer implements FileWriter {
-  private buf = Buffer.alloc(0);
+  private buf: Buffer = Buffer.alloc(0);
   private used = 0;
   private done = false;
   private inflight: Promise<void>[] = [];
+  private spare: Buffer[] = [];
 
   constructor(
     private readonly d: S3Driver,
@@ -814,14 +815,18 @@ class S3Writer implements FileWriter {
     const n = this.parts.length + 1;
     if (n > this.d.maxParts) throw new Error(`S3 upload of ${this.key} exceeds ${this.d.maxParts} parts`);
     this.uploadId ??= await this.d.createUpload(this.key);
-    const body = this.buf.subarray(0, this.used);
+    const full = this.buf;
+    const body = full.subarray(0, this.used);
     const slot = this.parts.length;
     this.parts.push({ PartNumber: n });
     this.partBytes += this.used;
-    this.buf = Buffer.allocUnsafe(this.d.partSize(n + 1));
+    const next = this.d.partSize(n + 1);
+    const spare = this.spare.pop();
+    this.buf = spare && spare.length >= next ? spare : Buffer.allocUnsafe(next);
     this.used = 0;
     const upload = this.d.uploadPart(this.key, this.uploadId, n, body).then((part) => {
       this.parts[slot] = part;
+      this.spare.push(full); // sent: reuse it rather than allocate a part per part
     });
     upload.catch(() => undefined); // the error surfaces where it is awaited
     this.inflight.push(upload);
