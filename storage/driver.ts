@@ -60,6 +60,13 @@ export interface StorageDriver {
    * fn may return 'skip' to not descend into a directory.
    */
   walk(path: string, fn: (info: FileInfo) => Promise<void | 'skip'> | void | 'skip'): Promise<void>;
+  /**
+   * Optional, for backends where listing directory by directory is slow (S3):
+   * every directory below `path`, at any depth, that has a direct child whose
+   * name starts with `childPrefix`, as paths relative to `path` (unsorted).
+   * Nothing inside such a child is looked at.
+   */
+  listMarkedDirs?(path: string, childPrefix: string): Promise<string[]>;
   /** A URL a client may fetch the content from directly (S3 presigned), or undefined. */
   redirectURL(path: string, method: 'GET' | 'HEAD'): Promise<string | undefined>;
   /** Cheap reachability probe for readiness checks. */

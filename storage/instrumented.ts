@@ -13,12 +13,17 @@ export function instrumentDriver(inner: StorageDriver, observe: StorageObserver)
 
 class InstrumentedDriver implements StorageDriver {
   readonly name: string;
+  /** Present only when the inner driver has it (callers test for it). */
+  readonly listMarkedDirs?: (path: string, childPrefix: string) => Promise<string[]>;
 
   constructor(
     private readonly inner: StorageDriver,
     private readonly observe: StorageObserver,
   ) {
     this.name = inner.name;
+    if (inner.listMarkedDirs) {
+      this.listMarkedDirs = (path, childPrefix) => this.time('listMarkedDirs', () => inner.listMarkedDirs!(path, childPrefix));
+    }
   }
 
   private async time<T>(operation: string, fn: () => Promise<T>): Promise<T> {

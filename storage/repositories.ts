@@ -18,6 +18,7 @@ export const isRepository = (children: string[]) => children.includes('_manifest
 
 /** Every repository directory whose children satisfy `marker`, sorted by name. */
 export async function repositoryNames(driver: StorageDriver, marker: (children: string[]) => boolean = isRepository): Promise<string[]> {
+  if (driver.listMarkedDirs) return markedRepositories(driver, marker);
   const out: string[] = [];
   const visit = async (prefix: string): Promise<void> => {
     const dir = prefix ? `${paths.repositoriesRoot}/${prefix}` : paths.repositoriesRoot;
@@ -29,5 +30,25 @@ export async function repositoryNames(driver: StorageDriver, marker: (children: 
     }
   };
   await visit('');
+  return out.sort();
+}
+
+/**
+ * The same set from the driver's marked-directory listing (S3: a request per
+ * 1,000 repositories instead of one per directory). Every directory holding
+ * an '_' child is a candidate; for the catalog's own marker they are taken as
+ * they are, so a repository whose only content is an unfinished upload is
+ * listed too until the upload completes or is purged. Other markers check
+ * each candidate's children.
+ */
+async function markedRepositories(driver: StorageDriver, marker: (children: string[]) => boolean): Promise<string[]> {
+  const candidates = await driver.listMarkedDirs!(paths.repositoriesRoot, '_');
+  if (marker === isRepository) return candidates.sort();
+  const out: string[] = [];
+  for (let i = 0; i < candidates.length; i += 16) {
+    const batch = candidates.slice(i, i + 16);
+    const children = await Promise.all(batch.map((c) => listOrEmpty(driver, `${paths.repositoriesRoot}/${c}`)));
+    batch.forEach((c, j) => marker(children[j]) && out.push(c));
+  }
   return out.sort();
 }

@@ -63,7 +63,9 @@ export class UploadManager {
 
   async status(repo: string, id: string): Promise<UploadStatus> {
     checkName(repo);
-    return { id, size: await this.size(repo, id) };
+    // After a request in flight on this upload (e.g. a PATCH whose client hung
+    // up), whose bytes may reach the store only as it ends (S3 parts).
+    return this.locked(id, async () => ({ id, size: await this.size(repo, id) }));
   }
 
   private async size(repo: string, id: string): Promise<number> {

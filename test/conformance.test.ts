@@ -8,21 +8,12 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import jwt from 'jsonwebtoken';
-import t, { type Test } from 'tap';
-import { runConformance, type CheckResult } from '../conformance/index';
+import t from 'tap';
+import { runConformance } from '../conformance/index';
+import { assertEach } from './helpers/conformance';
 import { startBerth, tempDir } from './helpers/berth';
 import { haveDistribution, startDistribution } from './helpers/distribution';
 import { freePort } from './helpers/process';
-
-/** One assertion per check, named after it, carrying the reasons on failure. */
-function assertEach(tt: Test, results: CheckResult[]): void {
-  for (const r of results) {
-    const name = `${r.category}: ${r.name}`;
-    const reasons = r.failures.map((f) => `[${f.level}] ${f.message}`);
-    if (r.outcome === 'skip') tt.pass(name, { skip: reasons.join('; ') });
-    else tt.ok(r.outcome !== 'fail', name, r.outcome === 'ok' ? {} : { reasons });
-  }
-}
 
 t.test('berth passes the whole suite, strictly', async (tt) => {
   const berth = await startBerth({ deleteEnabled: true });

@@ -1,6 +1,7 @@
 // storage.s3: distribution's keys, REGISTRY_STORAGE_S3_* overrides, clear errors.
 import t from 'tap';
-import { ConfigError, fromObject, maskSecrets } from '../server/config';
+import path from 'node:path';
+import { ConfigError, fromObject, loadConfig, maskSecrets } from '../server/config';
 import { createDriver } from '../storage/factory';
 
 const MiB = 1024 * 1024;
@@ -63,4 +64,10 @@ t.test('clear errors', async (t) => {
   bad({ storage: { s3: { bucket: 'b', region: 'r', chunksize: MiB } } }, {}, /chunksize must be at least 5242880/, 'chunksize below S3 minimum');
   bad({ storage: { s3: { bucket: 'b', region: 'r', accesskey: 'a' } } }, {}, /both accesskey and secretkey/, 'half the credentials');
   bad({ storage: { s3: { bucket: 'b', region: 'r', bogus: 1 } } }, {}, /unknown configuration key "storage\.s3\.bogus"/, 'unknown key');
+});
+
+t.test('deploy/examples/s3.yml is valid', async (t) => {
+  const { config } = loadConfig(path.resolve(__dirname, '../../deploy/examples/s3.yml'), {});
+  t.match(config.storage.s3, { bucket: 'registry', forcepathstyle: true, rootdirectory: '/berth', operationtimeout: 60_000 });
+  t.equal(config.storage.filesystem, undefined);
 });

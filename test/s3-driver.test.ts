@@ -62,6 +62,7 @@ t.test('a writer that died between uploading a part and rewriting its tail', asy
   // The next writer fills part 1 (a + 1st 2 MiB of b) and dies before close().
   const w2 = await driver().writer('/crash/data', true);
   await w2.write(b);
+  t.equal((await d.stat('/crash/data')).size, 5 * MiB, 'stat agrees');
   const w3 = await driver().writer('/crash/data', true);
   t.equal(w3.size, 5 * MiB, 'resumes after the part; the stale tail is not counted twice');
   await w3.write(Buffer.from('end'));
@@ -81,6 +82,14 @@ t.test('cancel and tree delete abort multipart uploads', async (t) => {
   t.equal((await d.uploadsOf(d.key('/abort'), false)).length, 1, 'cancel aborted one');
   await d.delete('/abort');
   t.equal((await d.uploadsOf(d.key('/abort'), false)).length, 0, 'deleting the tree aborted the other');
+});
+
+t.test('listMarkedDirs: directories with a marked child, one request per 1,000', async (t) => {
+  const d = driver();
+  for (const f of ['r/a/_x/1', 'r/a/_y/2', 'r/a/b/_x/3', 'r/a-b/_z/4', 'r/c/d/e/_x/5', 'r/plain/file', 'r/f/_x/deep/_y/6']) {
+    await d.putContent(`/marked/${f}`, Buffer.from(f));
+  }
+  t.same((await d.listMarkedDirs('/marked/r', '_')).sort(), ['a', 'a-b', 'a/b', 'c/d/e', 'f'], 'marked directories at any depth, none below a marked child');
 });
 
 t.test('presigned redirect URLs', async (t) => {

@@ -24,7 +24,12 @@ import {
   UploadPartCommand,
   UploadPartCopyCommand,
   type CompletedPart,
+  type GetObjectCommandOutput,
+  type HeadObjectCommandOutput,
+  type ListMultipartUploadsCommandOutput,
+  type ListPartsCommandOutput,
   type ListObjectsV2CommandOutput,
+  type ObjectCannedACL,
   type ServerSideEncryption,
   type StorageClass,
 } from '@aws-sdk/client-s3';
@@ -45,6 +50,8 @@ export const MIN_CHUNK_SIZE = 5 * MiB;
 const MAX_PART_SIZE = 5 * 1024 * MiB;
 const MAX_PARTS = 10000;
 const LIST_MAX = 1000;
+/** Part uploads one writer keeps in flight while it fills the next part (memory: this many parts plus one). */
+const PARTS_IN_FLIGHT = 2;
 
 /** distribution's `storage.s3` options (sizes in bytes, durations in ms). */
 export interface S3DriverOptions {
@@ -110,7 +117,7 @@ export class S3Driver implements StorageDriver {
     StorageClass?: StorageClass;
     ServerSideEncryption?: ServerSideEncryption;
     SSEKMSKeyId?: string;
-    ACL?: any;
+    ACL?: ObjectCannedACL;
     ContentType: string;
   };
 
@@ -137,7 +144,7 @@ export class S3Driver implements StorageDriver {
       ...(storageClass !== 'NONE' && { StorageClass: storageClass as StorageClass }),
       ...(opts.encrypt && { ServerSideEncryption: (opts.keyid ? 'aws:kms' : 'AES256') as ServerSideEncryption }),
       ...(opts.encrypt && opts.keyid && { SSEKMSKeyId: opts.keyid }),
-      ...(opts.objectacl && { ACL: opts.objectacl }),
+      ...(opts.objectacl && { ACL: opts.objectacl as ObjectCannedACL }),
     };
 
     let endpoint = opts.regionendpoint;
@@ -212,7 +219,7 @@ export class S3Driver implements StorageDriver {
 
   private async head(key: string) {
     try {
-      return await this.send<import('@aws-sdk/client-s3').HeadObjectCommandOutput>(
+      return await this.send<HeadObjectCommandOutput>(
         new HeadObjectCommand({ Bucket: this.bucket, Key: key }),
         'HeadObject',
       );
@@ -229,7 +236,7 @@ export class S3Driver implements StorageDriver {
   }
 
   async putContent(path: string, content: Buffer): Promise<void> {
-    await this.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key(path), Body: content, ...this.putParams }), 'PutObject');
+    await this.putFinal(this.key(path), content);
   }
 
   async reader(path: string, offset = 0, end?: number): Promise<Readable> {
@@ -243,7 +250,7 @@ export class S3Driver implements StorageDriver {
     const range = offset > 0 || end !== undefined ? `bytes=${offset}-${end !== undefined ? end - 1 : ''}` : undefined;
     let res;
     try {
-      res = await this.send<import('@aws-sdk/client-s3').GetObjectCommandOutput>(
+      res = await this.send<GetObjectCommandOutput>(
         new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range }),
         'GetObject',
       );
@@ -273,7 +280,11 @@ export class S3Driver implements StorageDriver {
       const h = await this.head(key);
       if (h) {
         let size = h.ContentLength ?? 0;
-        if (h.Metadata?.[META_OFFSET] !== undefined) size = (await this.openWrite(key)).size;
+        if (h.Metadata?.[META_OFFSET] !== undefined) {
+          // An unfinished write: its parts plus what of the tail they do not hold.
+          const u = await this.openUpload(key);
+          size = u.partBytes + size - this.tailSkip(key, h.Metadata, u.uploadId, u.partBytes, size);
+        }
         return { path, size, modTime: h.LastModified ?? new Date(0), isDir: false };
       }
     }
@@ -355,6 +366,30 @@ export class S3Driver implements StorageDriver {
     if (sorted.length > limit) return { names: sorted.slice(0, limit), next: sorted[limit - 1] };
     if (!sorted.length && after === undefined) throw new PathNotFoundError(path);
     return { names: sorted };
+  }
+
+  /**
+   * One ListObjectsV2 with delimiter "/<childPrefix>" groups all keys of a
+   * marked directory into one common prefix, so this costs one request per
+   * 1,000 marked directories however many keys they hold.
+   */
+  async listMarkedDirs(path: string, childPrefix: string): Promise<string[]> {
+    const prefix = this.dirPrefix(path);
+    const delimiter = '/' + childPrefix;
+    const out: string[] = [];
+    let token: string | undefined;
+    do {
+      const res: ListObjectsV2CommandOutput = await this.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, Delimiter: delimiter, MaxKeys: LIST_MAX, ContinuationToken: token }),
+        'ListObjectsV2',
+      );
+      for (const p of res.CommonPrefixes ?? []) {
+        const rel = p.Prefix!.slice(prefix.length, -delimiter.length);
+        if (rel) out.push(rel);
+      }
+      token = res.IsTruncated ? res.NextContinuationToken : undefined;
+    } while (token);
+    return out;
   }
 
   /** Every object under a key prefix, in key order (flat listing: one request per 1,000 keys). */
@@ -504,7 +539,7 @@ export class S3Driver implements StorageDriver {
     let keyMarker: string | undefined;
     let idMarker: string | undefined;
     for (;;) {
-      const res = await this.send<import('@aws-sdk/client-s3').ListMultipartUploadsCommandOutput>(
+      const res = await this.send<ListMultipartUploadsCommandOutput>(
         new ListMultipartUploadsCommand({
           Bucket: this.bucket,
           Prefix: key,
@@ -557,30 +592,11 @@ export class S3Driver implements StorageDriver {
    * tail's bytes and those are dropped from it.
    */
   async openWrite(key: string) {
-    const uploads = (await this.uploadsOf(key, true)).sort((a, b) => +b.initiated - +a.initiated);
-    const uploadId = uploads[0]?.uploadId;
-    const parts: CompletedPart[] = [];
-    let partBytes = 0;
-    if (uploadId) {
-      let marker: string | undefined;
-      for (;;) {
-        const res = await this.send<import('@aws-sdk/client-s3').ListPartsCommandOutput>(
-          new ListPartsCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }),
-          'ListParts',
-        );
-        for (const p of res.Parts ?? []) {
-          if (p.PartNumber !== parts.length + 1) throw new Error(`S3 upload of ${key} has a gap before part ${p.PartNumber}`);
-          parts.push({ PartNumber: p.PartNumber, ETag: p.ETag });
-          partBytes += p.Size ?? 0;
-        }
-        if (!res.IsTruncated) break;
-        marker = res.NextPartNumberMarker;
-      }
-    }
+    const { uploadId, parts, partBytes } = await this.openUpload(key);
     const state = (tail: Buffer[]) => ({ uploadId, parts, partBytes, tail, size: partBytes + (tail[0]?.length ?? 0) });
     let res;
     try {
-      res = await this.send<import('@aws-sdk/client-s3').GetObjectCommandOutput>(
+      res = await this.send<GetObjectCommandOutput>(
         new GetObjectCommand({ Bucket: this.bucket, Key: key }),
         'GetObject',
       );
@@ -600,11 +616,43 @@ export class S3Driver implements StorageDriver {
       return { ...(await this.adoptFinished(key, res.ContentLength!)), tail: [] as Buffer[] };
     }
     const data = await readAll(body);
-    // The tail of an upload that was aborted since (a truncating writer started over).
-    if (meta[META_UPLOAD] && meta[META_UPLOAD] !== uploadId) return state([]);
+    return state([data.subarray(this.tailSkip(key, meta, uploadId, partBytes, data.length))]);
+  }
+
+  /** The newest multipart upload of a key, with its parts in order. */
+  private async openUpload(key: string) {
+    const uploads = (await this.uploadsOf(key, true)).sort((a, b) => +b.initiated - +a.initiated);
+    const uploadId = uploads[0]?.uploadId;
+    const parts: CompletedPart[] = [];
+    let partBytes = 0;
+    let marker: string | undefined;
+    while (uploadId) {
+      const res = await this.send<ListPartsCommandOutput>(
+        new ListPartsCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }),
+        'ListParts',
+      );
+      for (const p of res.Parts ?? []) {
+        if (p.PartNumber !== parts.length + 1) throw new Error(`S3 upload of ${key} has a gap before part ${p.PartNumber}`);
+        parts.push({ PartNumber: p.PartNumber, ETag: p.ETag });
+        partBytes += p.Size ?? 0;
+      }
+      if (!res.IsTruncated) break;
+      marker = res.NextPartNumberMarker;
+    }
+    return { uploadId, parts, partBytes };
+  }
+
+  /**
+   * How many leading bytes of an unfinished write's tail object the parts
+   * already hold: those of a part uploaded after the tail was written (the
+   * writer died before rewriting it), or all of them when the tail belongs to
+   * an upload that was aborted since (a truncating writer started over).
+   */
+  private tailSkip(key: string, meta: Record<string, string>, uploadId: string | undefined, partBytes: number, tailLength: number): number {
+    if (meta[META_UPLOAD] && meta[META_UPLOAD] !== uploadId) return tailLength;
     const offset = Number(meta[META_OFFSET]);
     if (offset > partBytes) throw new Error(`S3 upload of ${key} is missing parts (tail at ${offset}, parts end at ${partBytes})`);
-    return state([data.subarray(Math.min(data.length, partBytes - offset))]);
+    return Math.min(tailLength, partBytes - offset);
   }
 
   /** Turn a finished object into part 1 of a new upload. */
@@ -700,9 +748,9 @@ export class S3Driver implements StorageDriver {
 }
 
 /**
- * Writes a file as an S3 multipart upload. Bytes are copied into one part
+ * Writes a file as an S3 multipart upload. Bytes are copied into a part
  * buffer until a part is full (parts are at least chunksize; S3 wants all but
- * the last to be >= 5 MiB), so memory per writer is one part. close() stores
+ * the last to be >= 5 MiB) and uploaded while the next fills. close() stores
  * the not-yet-full remainder as the object at the key itself, tagged with the
  * offset it starts at, so a writer in another process can pick up from the
  * parts (ListParts) plus that tail. commit() uploads the remainder as the last
@@ -710,9 +758,11 @@ export class S3Driver implements StorageDriver {
  * file that never filled a part is a single PutObject.
  */
 class S3Writer implements FileWriter {
-  private buf = Buffer.alloc(0);
+  private buf: Buffer = Buffer.alloc(0);
   private used = 0;
   private done = false;
+  private inflight: Promise<void>[] = [];
+  private spare: Buffer[] = [];
 
   constructor(
     private readonly d: S3Driver,
@@ -757,23 +807,49 @@ class S3Writer implements FileWriter {
     }
   }
 
+  /**
+   * Start uploading the full part buffer and carry on filling a new one, so
+   * receiving overlaps sending; at most PARTS_IN_FLIGHT parts are in flight.
+   */
   private async flushPart(): Promise<void> {
     const n = this.parts.length + 1;
     if (n > this.d.maxParts) throw new Error(`S3 upload of ${this.key} exceeds ${this.d.maxParts} parts`);
     this.uploadId ??= await this.d.createUpload(this.key);
-    this.parts.push(await this.d.uploadPart(this.key, this.uploadId, n, this.buf.subarray(0, this.used)));
+    const full = this.buf;
+    const body = full.subarray(0, this.used);
+    const slot = this.parts.length;
+    this.parts.push({ PartNumber: n });
     this.partBytes += this.used;
+    const next = this.d.partSize(n + 1);
+    const spare = this.spare.pop();
+    this.buf = spare && spare.length >= next ? spare : Buffer.allocUnsafe(next);
     this.used = 0;
+    const upload = this.d.uploadPart(this.key, this.uploadId, n, body).then((part) => {
+      this.parts[slot] = part;
+      this.spare.push(full); // sent: reuse it rather than allocate a part per part
+    });
+    upload.catch(() => undefined); // the error surfaces where it is awaited
+    this.inflight.push(upload);
+    if (this.inflight.length >= PARTS_IN_FLIGHT) await this.inflight.shift();
+  }
+
+  /** Wait for every part upload in flight (the first failure throws). */
+  private async settle(): Promise<void> {
+    const all = this.inflight;
+    this.inflight = [];
+    await Promise.all(all);
   }
 
   async close(): Promise<void> {
     if (this.done || !this.dirty) return;
+    await this.settle();
     await this.d.putTail(this.key, this.buf.subarray(0, this.used), this.partBytes, this.uploadId);
     this.dirty = false;
   }
 
   async commit(): Promise<void> {
     if (this.done) throw new Error('writer already committed or cancelled');
+    await this.settle();
     const rest = this.buf.subarray(0, this.used);
     if (!this.uploadId) {
       await this.d.putFinal(this.key, rest);
@@ -792,6 +868,7 @@ class S3Writer implements FileWriter {
 
   async cancel(): Promise<void> {
     this.done = true;
+    await this.settle().catch(() => undefined);
     this.used = 0;
     this.buf = Buffer.alloc(0);
     await this.d.cancelWrite(this.key);

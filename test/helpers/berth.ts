@@ -37,7 +37,8 @@ export async function startBerth(opts: BerthOptions = {}): Promise<Berth> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     REGISTRY_HTTP_ADDR: `127.0.0.1:${port}`,
-    REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root,
+    // Another storage driver in env (e.g. REGISTRY_STORAGE_S3_*) replaces the filesystem one.
+    ...(!Object.keys(opts.env ?? {}).some((k) => k.startsWith('REGISTRY_STORAGE_S3_')) && { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root }),
     REGISTRY_STORAGE_DELETE_ENABLED: String(opts.deleteEnabled ?? true),
     REGISTRY_LOG_LEVEL: process.env.BERTH_TEST_LOG_LEVEL ?? 'warn',
     ...opts.env,

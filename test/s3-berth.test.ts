@@ -1,0 +1,258 @@
+// berth on S3 (Swift s3api): stateless replicas on one bucket, a replica
+// killed mid-upload, the store going away and coming back, presigned
+// redirects, and catalog paging at 2,000 repositories.
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import t from 'tap';
+import { S3Driver } from '../storage/drivers/s3';
+import { startBerth, type Berth } from './helpers/berth';
+import { haveDistribution, startDistribution } from './helpers/distribution';
+import { blob as blobOf, pushImage, randomBlob, sha256 as digestOf, verifyPull } from './helpers/registry-client';
+import { startS3, type S3Server } from './helpers/s3';
+
+const MiB = 1024 * 1024;
+/** fetch() bodies are typed as Uint8Array views, not Buffers. */
+const bytes = (b: Buffer) => new Uint8Array(b);
+let s3: S3Server;
+const started: Berth[] = [];
+
+t.before(async () => {
+  s3 = await startS3();
+});
+t.teardown(async () => {
+  for (const b of started) await b.kill();
+  await s3?.stop();
+});
+
+/** A berth replica on the shared bucket under `root`. */
+async function replica(root: string, env: Record<string, string> = {}): Promise<Berth> {
+  const b = await startBerth({
+    env: s3.env({
+      REGISTRY_STORAGE_S3_ROOTDIRECTORY: root,
+      REGISTRY_STORAGE_S3_CHUNKSIZE: String(5 * MiB),
+      // Fail fast when the store is gone (the defaults are 60 s and 5 attempts).
+      REGISTRY_STORAGE_S3_OPERATIONTIMEOUT: '3s',
+      REGISTRY_STORAGE_S3_CONNECTTIMEOUT: '1s',
+      REGISTRY_STORAGE_S3_MAXATTEMPTS: '2',
+      REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_ENABLED: 'false',
+      ...env,
+    }),
+  });
+  started.push(b);
+  return b;
+}
+
+const pathOf = (location: string) => {
+  const u = new URL(location, 'http://x');
+  return u.pathname + u.search;
+};
+
+async function startUpload(base: string, repo: string): Promise<string> {
+  const res = await fetch(`${base}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+  if (res.status !== 202) throw new Error(`POST upload: ${res.status} ${await res.text()}`);
+  return pathOf(res.headers.get('location')!);
+}
+
+async function patch(base: string, loc: string, data: Buffer, start: number) {
+  const res = await fetch(base + loc, {
+    method: 'PATCH',
+    headers: { 'content-type': 'application/octet-stream', 'content-range': `${start}-${start + data.length - 1}` },
+    body: bytes(data),
+  });
+  await res.arrayBuffer();
+  return res;
+}
+
+async function finish(base: string, loc: string, digest: string) {
+  const sep = loc.includes('?') ? '&' : '?';
+  return fetch(`${base}${loc}${sep}digest=${encodeURIComponent(digest)}`, { method: 'PUT' });
+}
+
+t.test('two replicas on one bucket: an upload begun on one is finished on the other', async (t) => {
+  const a = await replica('/replicas');
+  const b = await replica('/replicas', { REGISTRY_STORAGE_REDIRECT_DISABLE: 'true' });
+  const blob = randomBytes(12 * MiB + 321);
+  const cut = [3 * MiB, 7 * MiB + 5];
+  const loc = await startUpload(a.url, 'team/app');
+  let res = await patch(a.url, loc, blob.subarray(0, cut[0]), 0);
+  t.equal(res.status, 202, 'PATCH 1 on A');
+  res = await patch(b.url, loc, blob.subarray(cut[0], cut[1]), cut[0]);
+  t.equal(res.status, 202, 'PATCH 2 on B');
+  t.equal(res.headers.get('range'), `0-${cut[1] - 1}`, 'B reports every byte so far');
+  const status = await fetch(a.url + loc);
+  t.equal(status.headers.get('range'), `0-${cut[1] - 1}`, 'A sees what B wrote');
+  res = await patch(a.url, loc, blob.subarray(cut[1]), cut[1]);
+  t.equal(res.status, 202, 'PATCH 3 on A (its running hash is stale: it must re-hash)');
+  res = await finish(b.url, loc, digestOf(blob));
+  t.equal(res.status, 201, 'PUT on B');
+  t.equal(res.headers.get('docker-content-digest'), digestOf(blob));
+
+  const image = await pushImage(a.url, 'team/app', 'v1', blobOf('{"architecture":"amd64","os":"linux"}'), [blobOf(blob)]);
+  const m = await fetch(`${b.url}/v2/team/app/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  t.equal(m.status, 200, 'manifest pushed on A is served by B');
+  t.equal(m.headers.get('docker-content-digest'), image.digest);
+  await m.arrayBuffer();
+
+  const redirect = await fetch(`${a.url}/v2/team/app/blobs/${digestOf(blob)}`, { redirect: 'manual' });
+  t.equal(redirect.status, 307, 'A redirects blob GETs');
+  const location = redirect.headers.get('location')!;
+  t.match(location, new RegExp(`^${s3.endpoint}/${s3.bucket}/replicas/docker/registry/v2/blobs/sha256/`), 'to the store');
+  t.match(location, /X-Amz-Signature=/, 'presigned');
+  const direct = await fetch(location);
+  t.equal(digestOf(Buffer.from(await direct.arrayBuffer())), digestOf(blob), 'the presigned URL serves the blob');
+  const streamed = await fetch(`${b.url}/v2/team/app/blobs/${digestOf(blob)}`, { redirect: 'manual' });
+  t.equal(streamed.status, 200, 'B (redirect disabled) streams');
+  t.equal(digestOf(Buffer.from(await streamed.arrayBuffer())), digestOf(blob));
+  const ranged = await fetch(`${b.url}/v2/team/app/blobs/${digestOf(blob)}`, { headers: { range: `bytes=${5 * MiB - 2}-${5 * MiB + 1}` } });
+  t.equal(ranged.status, 206);
+  t.same(Buffer.from(await ranged.arrayBuffer()), blob.subarray(5 * MiB - 2, 5 * MiB + 2), 'Range read from S3');
+});
+
+t.test('a replica killed mid-upload: the upload continues on another', async (t) => {
+  const a = await replica('/killed');
+  const b = await replica('/killed', { REGISTRY_STORAGE_REDIRECT_DISABLE: 'true' });
+  const blob = randomBytes(11 * MiB);
+  const loc = await startUpload(a.url, 'victim');
+  const probe = new S3Driver(s3.options({ rootdirectory: '/killed' }));
+  t.teardown(() => probe.close());
+  const dataKey = probe.key(`/docker/registry/v2/repositories/victim/_uploads/${loc.split('/').pop()!.split('?')[0]}/data`);
+
+  // Stream a PATCH to A and kill A once a part has reached the store.
+  const u = new URL(a.url + loc);
+  const req = http.request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: 'PATCH', headers: { 'content-type': 'application/octet-stream' } });
+  req.on('error', () => undefined);
+  req.write(blob.subarray(0, 7 * MiB));
+  let parts = 0;
+  for (let i = 0; i < 100 && parts === 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const [up] = await probe.uploadsOf(dataKey, true);
+    if (up) parts = (await probe.openWrite(dataKey)).parts.length;
+  }
+  t.equal(parts, 1, 'a part was stored');
+  await a.kill();
+  req.destroy();
+
+  const status = await fetch(b.url + loc);
+  t.equal(status.status, 204, 'B knows the upload');
+  const range = status.headers.get('range')!;
+  const stored = Number(range.split('-')[1]) + 1;
+  t.equal(stored, 5 * MiB, 'B reports what reached the store');
+  const res = await patch(b.url, loc, blob.subarray(stored), stored);
+  t.equal(res.status, 202, 'the client resumes on B from there');
+  const done = await finish(b.url, loc, digestOf(blob));
+  t.equal(done.status, 201, 'and completes it');
+  const got = await fetch(`${b.url}/v2/victim/blobs/${digestOf(blob)}`);
+  t.equal(digestOf(Buffer.from(await got.arrayBuffer())), digestOf(blob), 'blob intact');
+  t.same(await probe.uploadsOf(dataKey, true), [], 'no multipart upload left behind');
+});
+
+t.test('store unreachable or stalled: 503 with a JSON error, readiness says so, recovery on its own', async (t) => {
+  const a = await replica('/faults', { REGISTRY_STORAGE_REDIRECT_DISABLE: 'true' });
+  const blob = randomBytes(1000);
+  await pushImage(a.url, 'faulty', 'v1', blobOf(blob), []);
+  const blobURL = `${a.url}/v2/faulty/blobs/${digestOf(blob)}`;
+  t.equal((await fetch(`${a.url}/readyz`)).status, 200, 'ready');
+
+  const expect503 = async (what: string, init?: RequestInit, url = blobURL) => {
+    const t0 = Date.now();
+    const res = await fetch(url, init);
+    const body = await res.json().catch(() => undefined);
+    t.equal(res.status, 503, `${what}: 503 (${Date.now() - t0} ms)`);
+    t.match(body, { errors: [{ code: 'UNAVAILABLE' }] }, `${what}: JSON error`);
+    t.ok(Date.now() - t0 < 15_000, `${what}: no hang`);
+  };
+
+  await s3.stopProxy();
+  await expect503('blob GET, store down');
+  await expect503('upload POST, store down', { method: 'POST' }, `${a.url}/v2/faulty/blobs/uploads/`);
+  await expect503('manifest GET, store down', undefined, `${a.url}/v2/faulty/manifests/${digestOf(blob)}`);
+  const ready = await fetch(`${a.url}/readyz`);
+  t.equal(ready.status, 503, 'readyz reports the store');
+  t.match(await ready.json(), { status: 'not ready', reason: /storage/ });
+  await s3.startProxy();
+  let ok = false;
+  for (let i = 0; i < 50 && !ok; i++) {
+    ok = (await fetch(`${a.url}/readyz`)).status === 200;
+    if (!ok) await new Promise((r) => setTimeout(r, 200));
+  }
+  t.ok(ok, 'ready again once the store is back');
+  const back = await fetch(blobURL);
+  t.equal(back.status, 200, 'serves again without a restart');
+  t.equal(digestOf(Buffer.from(await back.arrayBuffer())), digestOf(blob));
+
+  s3.freeze();
+  try {
+    await expect503('blob GET, store stalled');
+  } finally {
+    s3.thaw();
+  }
+  t.equal((await fetch(blobURL)).status, 200, 'recovers after the stall');
+});
+
+t.test('distribution 2.8.2 and berth serve one bucket', { skip: !haveDistribution() && !process.env.CI && 'docker-registry not installed' }, async (t) => {
+  const root = '/shared-with-distribution';
+  const berth = await replica(root, { REGISTRY_STORAGE_REDIRECT_DISABLE: 'true' });
+  // distribution 2.8.2's s3 driver uses path-style URLs whenever regionendpoint is set.
+  const dist = await startDistribution({
+    storageYaml: [
+      '  s3:',
+      `    region: ${s3.region}`,
+      `    bucket: ${s3.bucket}`,
+      `    regionendpoint: ${s3.endpoint}`,
+      `    accesskey: ${s3.accessKey}`,
+      `    secretkey: ${s3.secretKey}`,
+      '    secure: false',
+      `    rootdirectory: ${root}`,
+      '  redirect:',
+      '    disable: true',
+    ].join('\n'),
+  });
+  t.teardown(() => dist.stop());
+  const fromBerth = await pushImage(berth.url, 'pushed/by-berth', 'v1', randomBlob(200), [randomBlob(6 * MiB + 1)]);
+  t.same(await verifyPull(dist.url, fromBerth), [], 'distribution pulls what berth pushed');
+  const fromDist = await pushImage(dist.url, 'pushed/by-distribution', 'v1', randomBlob(200), [randomBlob(6 * MiB + 1)]);
+  t.same(await verifyPull(berth.url, fromDist), [], 'berth pulls what distribution pushed');
+  const catalog = (await (await fetch(`${berth.url}/v2/_catalog`)).json()) as { repositories: string[] };
+  t.same(catalog.repositories, ['pushed/by-berth', 'pushed/by-distribution'], 'berth lists both');
+});
+
+t.test('catalog paging at 2,000 repositories', async (t) => {
+  const root = '/catalog';
+  const d = new S3Driver(s3.options({ rootdirectory: root }));
+  t.teardown(() => d.close());
+  const n = 2000;
+  const names = Array.from({ length: n }, (_, i) => `org${i % 20}/repo-${String(i).padStart(4, '0')}`);
+  const link = Buffer.from(digestOf(Buffer.from('layer')));
+  const t0 = Date.now();
+  let next = 0;
+  // A layer link per repository, as a push would write (distribution's layout).
+  await Promise.all(Array.from({ length: 16 }, async () => {
+    while (next < n) {
+      const name = names[next++];
+      await d.putContent(`/docker/registry/v2/repositories/${name}/_layers/sha256/${link.toString().slice(7)}/link`, link);
+    }
+  }));
+  t.comment(`seeded ${n} repositories in ${Date.now() - t0} ms`);
+  const a = await replica(root);
+  const sorted = [...names].sort();
+  const timings: number[] = [];
+  const seen: string[] = [];
+  let url: string | undefined = `${a.url}/v2/_catalog?n=100`;
+  while (url) {
+    const s = Date.now();
+    const res: Response = await fetch(url);
+    const body = (await res.json()) as { repositories: string[] };
+    if (res.status !== 200) throw new Error(`catalog: ${res.status} ${JSON.stringify(body)}`);
+    timings.push(Date.now() - s);
+    seen.push(...body.repositories);
+    const linkHeader = res.headers.get('link');
+    url = linkHeader ? a.url + /<([^>]+)>/.exec(linkHeader)![1] : undefined;
+  }
+  t.same(seen, sorted, 'every repository once, in order');
+  const first = timings[0];
+  const rest = timings.slice(1).sort((x, y) => x - y);
+  t.comment(`catalog n=100 at ${n} repositories: first page ${first} ms, later pages median ${rest[rest.length >> 1]} ms, max ${rest[rest.length - 1]} ms, ${timings.length} pages`);
+  const again = Date.now();
+  await (await fetch(`${a.url}/v2/_catalog?n=100&last=${encodeURIComponent(sorted[1500])}`)).json();
+  t.comment(`a page deep in the catalog (last=${sorted[1500]}): ${Date.now() - again} ms`);
+});
