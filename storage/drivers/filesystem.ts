@@ -83,7 +83,7 @@ export class FilesystemDriver implements StorageDriver {
     if (offset < 0 || offset > size || stop > size || stop < offset) throw new InvalidOffsetError(p, offset);
     // Node 20 rejects end: -1, so an empty range is an empty stream.
     if (stop === offset) return Readable.from([]);
-    return fs.createReadStream(file, { start: offset, end: stop - 1, highWaterMark: 1 << 20 });
+    return fs.createReadStream(file, { start: offset, end: stop - 1, highWaterMark: 256 * 1024 });
   }
 
   async writer(p: string, append: boolean): Promise<FileWriter> {
