@@ -481,8 +481,12 @@ export class ContentStore {
         return { items };
       }
       // A tag directory without current/link is a tag write a crash cut short: not a tag.
-      const current = await mapLimit(page.names, 32, (t) => this.readLink(paths.tagCurrentLink(repo, t)));
-      page.names.forEach((t, i) => current[i] && items.push(t));
+      // Cached links are checked synchronously: a page of hundreds of tags costs no I/O when warm.
+      const links = page.names.map((t) => paths.tagCurrentLink(repo, t));
+      const cached = links.map((p) => this.links.get(p));
+      const missing = links.filter((_, i) => cached[i] === undefined);
+      const read = new Map(await mapLimit(missing, 32, async (p) => [p, await this.readLink(p)] as const));
+      page.names.forEach((t, i) => (cached[i] ?? read.get(links[i])) && items.push(t));
       if (!page.next) return { items };
       if (items.length >= n) return { items, last: items[items.length - 1] };
       after = page.next;
