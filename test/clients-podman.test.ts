@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { containersStorageArgs, getManifest, mustRun, needClients, startTarget, type Target } from './helpers/clients';
+import { containersStorageArgs, getManifest, mustRun, needClients, privatePodman, startTarget, type Target } from './helpers/clients';
 import { buildTestImages, plainTempDir, type TestImages } from './helpers/images';
 
 const bins = needClients(t, ['podman', 'buildah', 'skopeo']);
@@ -12,10 +12,7 @@ if (bins) {
   let reg: Target;
   let imgs: TestImages;
   const scratch = plainTempDir('berthpodman');
-  const podmanDir = path.join(scratch, 'podman');
-  // own libpod tmpdir too: the default /run/libpod is shared by every podman on the host
-  const podman = (args: string[]) =>
-    mustRun(bins.podman, [...containersStorageArgs(podmanDir), '--tmpdir', path.join(podmanDir, 'tmp'), '--events-backend', 'none', ...args]);
+  const podman = privatePodman(bins.podman, path.join(scratch, 'podman'));
   const buildah = (args: string[]) => mustRun(bins.buildah, [...containersStorageArgs(path.join(scratch, 'buildah')), ...args]);
   const configDigest = async (repo: string, ref: string) => {
     const m = await getManifest(reg, repo, ref);

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { startBerth, type Berth } from './helpers/berth';
-import { containersStorageArgs, getManifest, mustRun, needClients, type Target } from './helpers/clients';
+import { getManifest, mustRun, needClients, privatePodman, type Target } from './helpers/clients';
 import { buildTestImages, plainTempDir, type TestImages } from './helpers/images';
 import { startS3, type S3Server } from './helpers/s3';
 
@@ -14,9 +14,7 @@ if (bins) {
   let s3: S3Server;
   let imgs: TestImages;
   const scratch = plainTempDir('berths3clients');
-  const podmanDir = path.join(scratch, 'podman');
-  const podman = (args: string[]) =>
-    mustRun(bins.podman, [...containersStorageArgs(podmanDir), '--tmpdir', path.join(podmanDir, 'tmp'), '--events-backend', 'none', ...args]);
+  const podman = privatePodman(bins.podman, path.join(scratch, 'podman'));
 
   t.before(async () => {
     s3 = await startS3();

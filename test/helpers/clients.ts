@@ -138,6 +138,11 @@ export function containersStorageArgs(dir: string): string[] {
   return ['--root', path.join(dir, 'storage'), '--runroot', path.join(dir, 'run'), '--storage-driver', 'vfs'];
 }
 
+/** podman with a private store and libpod tmpdir under dir (the default /run/libpod is shared by every podman on the host). */
+export function privatePodman(bin: string, dir: string): (args: string[]) => Promise<RunResult> {
+  return (args) => mustRun(bin, [...containersStorageArgs(dir), '--tmpdir', path.join(dir, 'tmp'), '--events-backend', 'none', ...args]);
+}
+
 // ---------- the registry under test, and what it stored ----------
 
 export interface Target {
