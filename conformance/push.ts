@@ -180,11 +180,11 @@ export async function pushBlobs(s: Suite): Promise<void> {
     await expectCreated(s, e, res, repo, b);
   });
 
-  await mounts(s, repo);
+  await mounts(s);
   await badUploads(s, repo);
 }
 
-async function mounts(s: Suite, repo: string): Promise<void> {
+async function mounts(s: Suite): Promise<void> {
   const src = s.crossNs;
   const shared = randomBlob(1024);
   const ready = await s.check(C, `set-up: push a blob to the mount source ${src}`, async () => {

@@ -175,15 +175,9 @@ export class ContentStore {
     const cached = this.blobSizes.get(d.value);
     this.cacheStats.blobsize[cached === undefined ? 'misses' : 'hits']++;
     if (cached !== undefined) return cached;
-    try {
-      const info = await this.driver.stat(paths.blobData(d));
-      this.blobSizes.set(d.value, info.size);
-      return info.size;
-    } catch (e) {
-      if (isNotFound(e)) return undefined;
-      throw e;
-    }
+    return (await this.blobExistsFresh(d)) ? this.blobSizes.get(d.value) : undefined;
   }
+
 
   /** The blob as repository `repo` sees it; BLOB_UNKNOWN unless the repository links it. */
   async statBlob(repo: string, digest: string): Promise<BlobInfo> {
@@ -202,14 +196,14 @@ export class ContentStore {
     return { digest: d.value, size };
   }
 
-  async readBlob(repo: string, digest: string, start?: number, end?: number): Promise<Readable> {
-    await this.statBlob(repo, digest);
-    return this.driver.reader(paths.blobData(parseDigest(digest)), start, end);
+  /** Stream a blob statBlob returned: the repository's right to it is already checked. */
+  async readBlob(blob: BlobInfo, start?: number, end?: number): Promise<Readable> {
+    return this.driver.reader(paths.blobData(parseDigest(blob.digest)), start, end);
   }
 
-  async blobRedirect(repo: string, digest: string, method: 'GET' | 'HEAD'): Promise<string | undefined> {
+  async blobRedirect(blob: BlobInfo, method: 'GET' | 'HEAD'): Promise<string | undefined> {
     if (!this.opts.redirect) return undefined;
-    return this.driver.redirectURL(paths.blobData(parseDigest(digest)), method);
+    return this.driver.redirectURL(paths.blobData(parseDigest(blob.digest)), method);
   }
 
   /** Unlink a blob from a repository (the data stays until GC finds it unreferenced). */

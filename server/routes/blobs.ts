@@ -32,7 +32,7 @@ async function serve(ctx: Ctx, withBody: boolean): Promise<void> {
   const digest = ctx.state.route.reference!;
   ctx.state.log.digest = digest;
   const info: BlobInfo = await store.statBlob(name, digest);
-  const redirect = await store.blobRedirect(name, digest, withBody ? 'GET' : 'HEAD');
+  const redirect = await store.blobRedirect(info, withBody ? 'GET' : 'HEAD');
   if (redirect) {
     ctx.status = 307;
     ctx.set('Location', redirect);
@@ -63,7 +63,7 @@ async function serve(ctx: Ctx, withBody: boolean): Promise<void> {
   } else {
     ctx.status = 200;
   }
-  if (withBody) ctx.body = await store.readBlob(name, digest, start, end);
+  if (withBody) ctx.body = await store.readBlob(info, start, end);
   ctx.length = end - start;
 }
 

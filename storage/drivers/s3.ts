@@ -98,8 +98,6 @@ export interface S3DriverOptions {
 const META_OFFSET = 'berth-offset';
 const META_UPLOAD = 'berth-upload';
 
-type Entry = { name: string; key: string; isDir: boolean; size: number; modTime: Date };
-
 export class S3Driver implements StorageDriver {
   readonly name = 's3';
   readonly client: S3Client;

@@ -17,7 +17,7 @@ async function readable(store: ContentStore, img: FixtureImage): Promise<boolean
     if (!m.bytes.equals(img.bytes)) return false;
     for (const b of img.blobs) {
       const chunks: Buffer[] = [];
-      for await (const c of await store.readBlob(img.repo, b.digest)) chunks.push(c as Buffer);
+      for await (const c of await store.readBlob(await store.statBlob(img.repo, b.digest))) chunks.push(c as Buffer);
       if (!Buffer.concat(chunks).equals(b.bytes)) return false;
     }
     return true;
