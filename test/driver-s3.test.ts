@@ -25,6 +25,8 @@ driverSuite('s3', {
   moveSize: 12 * MiB + 3,
   // Just over one DeleteObjects batch of 1,000 keys.
   treeFiles: 1001,
+  // The fixture is Swift with one replica (see SuiteOptions).
+  overwriteMayVanish: true,
   async teardown() {
     await (await started).stop();
   },
