@@ -67,6 +67,15 @@ export interface StorageDriver {
    * Nothing inside such a child is looked at.
    */
   listMarkedDirs?(path: string, childPrefix: string): Promise<string[]>;
+  /**
+   * Optional, for backends where moving a file copies it (S3): a writer whose
+   * bytes appear at path only on commit(), all at once; writers racing on one
+   * path do not disturb each other (the last commit wins); cancel() leaves
+   * nothing; there is no close() to resume from.
+   */
+  atomicWriter?(path: string): Promise<FileWriter>;
+  /** With atomicWriter: give up atomic writes under path begun before `before` (their writers died). */
+  abortStaleWrites?(path: string, before: Date): Promise<number>;
   /** A URL a client may fetch the content from directly (S3 presigned), or undefined. */
   redirectURL(path: string, method: 'GET' | 'HEAD'): Promise<string | undefined>;
   /** Cheap reachability probe for readiness checks. */

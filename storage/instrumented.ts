@@ -15,6 +15,8 @@ class InstrumentedDriver implements StorageDriver {
   readonly name: string;
   /** Present only when the inner driver has it (callers test for it). */
   readonly listMarkedDirs?: (path: string, childPrefix: string) => Promise<string[]>;
+  readonly atomicWriter?: (path: string) => Promise<FileWriter>;
+  readonly abortStaleWrites?: (path: string, before: Date) => Promise<number>;
 
   constructor(
     private readonly inner: StorageDriver,
@@ -23,6 +25,12 @@ class InstrumentedDriver implements StorageDriver {
     this.name = inner.name;
     if (inner.listMarkedDirs) {
       this.listMarkedDirs = (path, childPrefix) => this.time('listMarkedDirs', () => inner.listMarkedDirs!(path, childPrefix));
+    }
+    if (inner.atomicWriter) {
+      this.atomicWriter = async (path) => this.timedWriter(await this.time('atomicWriter', () => inner.atomicWriter!(path)));
+    }
+    if (inner.abortStaleWrites) {
+      this.abortStaleWrites = (path, before) => this.time('abortStaleWrites', () => inner.abortStaleWrites!(path, before));
     }
   }
 
@@ -50,7 +58,9 @@ class InstrumentedDriver implements StorageDriver {
     return this.time('reader', () => this.inner.reader(path, offset, end));
   }
   async writer(path: string, append: boolean): Promise<FileWriter> {
-    const w = await this.time('writer', () => this.inner.writer(path, append));
+    return this.timedWriter(await this.time('writer', () => this.inner.writer(path, append)));
+  }
+  private timedWriter(w: FileWriter): FileWriter {
     const time = this.time.bind(this);
     return {
       write: (chunk) => time('write', () => w.write(chunk)),

@@ -1,6 +1,7 @@
 // Purge upload sessions older than an age (distribution's
 // storage.maintenance.uploadpurging). Deleting an upload's directory also
-// aborts its multipart upload on drivers that have one.
+// aborts its multipart upload on drivers that have one; direct blob writes
+// whose writer died (a crash mid-push) are given up the same way.
 import { isNotFound, type StorageDriver } from './driver';
 import { paths } from './paths';
 import { listOrEmpty, repositoryNames } from './repositories';
@@ -9,6 +10,8 @@ export interface PurgeResult {
   scanned: number;
   purged: number;
   dryRun: boolean;
+  /** Direct blob writes given up (drivers with atomicWriter; not counted in a dry run). */
+  abandonedWrites?: number;
 }
 
 export async function purgeUploads(driver: StorageDriver, opts: { olderThanMs: number; dryRun: boolean; now?: Date }): Promise<PurgeResult> {
@@ -30,5 +33,6 @@ export async function purgeUploads(driver: StorageDriver, opts: { olderThanMs: n
       if (!opts.dryRun) await driver.delete(paths.uploadDir(repo, id)).catch((e) => { if (!isNotFound(e)) throw e; });
     }
   }
+  if (driver.abortStaleWrites && !opts.dryRun) result.abandonedWrites = await driver.abortStaleWrites(paths.blobsRoot, new Date(cutoff));
   return result;
 }

@@ -4,7 +4,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Readable } from 'node:stream';
 import { digestOf, parseDigest, type Digest } from './digest';
-import { isNotFound, type StorageDriver } from './driver';
+import { isNotFound, type FileWriter, type StorageDriver } from './driver';
 import { err } from './errors';
 import { intentKey, waitForSweeps } from './lease';
 import { MAX_MANIFEST_SIZE, parseManifest, type Descriptor } from './manifest';
@@ -87,7 +87,10 @@ export class ContentStore {
       sizeCalculation: (m) => m.bytes.length + 256,
     });
     this.links = new LRUCache({ max: 100_000, ttl: Math.max(1, this.opts.linkCacheTtlMs) });
-    this.uploads = new UploadManager(driver, (repo, d, size, upload) => this.commitBlob(repo, d, size, upload));
+    this.uploads = new UploadManager(driver, {
+      commit: (repo, d, size, data) => this.commitBlob(repo, d, size, data),
+      directWriter: async (d) => (driver.atomicWriter && !(await this.blobExistsFresh(d)) ? driver.atomicWriter(paths.blobData(d)) : undefined),
+    });
   }
 
   get deleteEnabled(): boolean {
@@ -255,29 +258,35 @@ export class ContentStore {
   }
 
   /**
-   * Called by uploads once the data at `upload` is complete and verified. The
-   * link is written before the data is moved into place (a collector lists
-   * blobs before links, so it never sees the new blob without its link), and
-   * the upload's data is kept until the blob is known to have survived any
-   * sweep that was under way (it is the copy to restore from).
+   * Called by uploads once the data (at the upload's path, or in a direct
+   * writer not yet committed) is complete and verified. The link is written
+   * before the data is placed (a collector lists blobs before links, so it
+   * never sees the new blob without its link), and an upload's data is kept
+   * until the blob is known to have survived any sweep that was under way (it
+   * is the copy to restore from).
    */
-  private async commitBlob(repo: string, d: Digest, size: number, upload: string): Promise<void> {
+  private async commitBlob(repo: string, d: Digest, size: number, data: string | FileWriter): Promise<void> {
     const link = paths.layerLink(repo, d);
-    await this.writeLink(link, d, true);
-    let moved = false;
+    let placed = false;
     const place = async () => {
-      await this.driver.move(upload, paths.blobData(d));
-      moved = true;
+      if (typeof data === 'string') await this.driver.move(data, paths.blobData(d));
+      else await data.commit();
+      placed = true;
     };
-    // Stored once: a blob someone already pushed is linked, not copied again.
-    if (!(await this.blobExistsFresh(d))) await place();
-    await this.settle([intentKey.layer(repo, d), intentKey.blob(d)], async () => {
-      const relinked = await this.writeLink(link, d);
-      if (await this.blobExistsFresh(d)) return relinked;
-      if (moved) throw err('BLOB_UPLOAD_INVALID', 'the blob was removed while it was committed; upload it again');
-      await place();
-      return true;
-    });
+    try {
+      await this.writeLink(link, d, true);
+      // Stored once: a blob someone already pushed is linked, not copied again.
+      if (!(await this.blobExistsFresh(d))) await place();
+      await this.settle([intentKey.layer(repo, d), intentKey.blob(d)], async () => {
+        const relinked = await this.writeLink(link, d);
+        if (await this.blobExistsFresh(d)) return relinked;
+        if (placed) throw err('BLOB_UPLOAD_INVALID', 'the blob was removed while it was committed; upload it again');
+        await place();
+        return true;
+      });
+    } finally {
+      if (!placed && typeof data !== 'string') await data.cancel().catch(() => undefined);
+    }
     this.blobSizes.set(d.value, size);
   }
 

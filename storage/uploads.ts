@@ -5,7 +5,7 @@
 import crypto from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { newHash, parseDigest, type Algorithm, type Digest } from './digest';
-import { isNotFound, type StorageDriver } from './driver';
+import { isNotFound, type FileWriter, type StorageDriver } from './driver';
 import { err } from './errors';
 import { checkName } from './names';
 import { paths } from './paths';
@@ -26,6 +26,17 @@ interface RunningHash {
 
 export type Chunks = AsyncIterable<Buffer>;
 
+/** What the content store does for uploads. */
+export interface BlobSink {
+  /**
+   * Make a verified blob visible: `data` is the upload's data path (moved into
+   * place or dropped) or a writer from `directWriter` (committed or cancelled).
+   */
+  commit(repo: string, d: Digest, size: number, data: string | FileWriter): Promise<void>;
+  /** A writer at the blob's final place when that saves a copy (S3), else undefined. */
+  directWriter(d: Digest): Promise<FileWriter | undefined>;
+}
+
 export class UploadManager {
   private readonly hashes = new LRUCache<string, RunningHash>({ max: 10_000 });
   // Serialises requests on one upload within this process.
@@ -35,7 +46,7 @@ export class UploadManager {
 
   constructor(
     private readonly driver: StorageDriver,
-    private readonly onCommit: (repo: string, d: Digest, size: number, upload: string) => Promise<void>,
+    private readonly sink: BlobSink,
   ) {}
 
   private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
@@ -100,6 +111,9 @@ export class UploadManager {
     return this.locked(id, async () => {
       const size = await this.size(repo, id);
       this.checkOffset(size, start);
+      // The whole blob in this request (a monolithic push): straight to its place.
+      const direct = body && size === 0 && d.algorithm === 'sha256' ? await this.sink.directWriter(d) : undefined;
+      if (direct) return this.completeDirect(repo, id, d, direct, body!, length);
       const written = body ? await this.write(repo, id, size, body, true, length) : await this.commitData(repo, id);
       const total = size + written;
       const actual = await this.digestOf(repo, id, d.algorithm, total);
@@ -108,10 +122,45 @@ export class UploadManager {
         throw err('DIGEST_INVALID', 'provided digest did not match uploaded content', { expected: d.value, actual });
       }
       // The store moves the data into place (or links the copy it already holds).
-      await this.onCommit(repo, d, total, paths.uploadData(repo, id));
+      await this.sink.commit(repo, d, total, paths.uploadData(repo, id));
       await this.removeSession(repo, id);
       return { digest: d.value, size: total };
     });
+  }
+
+  private async completeDirect(repo: string, id: string, d: Digest, w: FileWriter, body: Chunks, length?: number): Promise<{ digest: string; size: number }> {
+    this.hashes.delete(id);
+    const hash = newHash('sha256');
+    let n: number;
+    try {
+      n = await this.pump(body, w, hash, length);
+    } catch (e) {
+      // Nothing of a failed direct write is kept: the client starts the PUT over.
+      await w.cancel().catch(() => undefined);
+      throw e;
+    }
+    const actual = `sha256:${hash.digest('hex')}`;
+    if (actual !== d.value) {
+      await w.cancel();
+      await this.cancelLocked(repo, id);
+      throw err('DIGEST_INVALID', 'provided digest did not match uploaded content', { expected: d.value, actual });
+    }
+    await this.sink.commit(repo, d, n, w);
+    await this.removeSession(repo, id);
+    return { digest: d.value, size: n };
+  }
+
+  /** Copy the body into w, hashing it; enforce a declared length. Returns bytes written. */
+  private async pump(body: Chunks, w: FileWriter, hash: crypto.Hash | undefined, length?: number): Promise<number> {
+    let n = 0;
+    for await (const chunk of body) {
+      n += chunk.length;
+      if (length !== undefined && n > length) throw err('SIZE_INVALID', 'body is longer than declared', { length });
+      hash?.update(chunk);
+      await w.write(chunk);
+    }
+    if (length !== undefined && n !== length) throw err('SIZE_INVALID', 'body is shorter than declared', { length, received: n });
+    return n;
   }
 
   private checkOffset(size: number, start: number | undefined): void {
@@ -159,15 +208,9 @@ export class UploadManager {
     if (h && h.offset !== offset) h = undefined;
     this.hashes.delete(id);
     const w = await this.driver.writer(paths.uploadData(repo, id), true);
-    let n = 0;
+    let n: number;
     try {
-      for await (const chunk of body) {
-        n += chunk.length;
-        if (length !== undefined && n > length) throw err('SIZE_INVALID', 'body is longer than declared', { length });
-        h?.hash.update(chunk);
-        await w.write(chunk);
-      }
-      if (length !== undefined && n !== length) throw err('SIZE_INVALID', 'body is shorter than declared', { length, received: n });
+      n = await this.pump(body, w, h?.hash, length);
     } catch (e) {
       // Keep what arrived so the client can resume from the reported offset.
       await w.close().catch(() => undefined);

@@ -63,9 +63,12 @@ async function patch(base: string, loc: string, data: Buffer, start: number) {
   return res;
 }
 
-async function finish(base: string, loc: string, digest: string) {
+async function finish(base: string, loc: string, digest: string, body?: Buffer) {
   const sep = loc.includes('?') ? '&' : '?';
-  return fetch(`${base}${loc}${sep}digest=${encodeURIComponent(digest)}`, { method: 'PUT' });
+  return fetch(`${base}${loc}${sep}digest=${encodeURIComponent(digest)}`, {
+    method: 'PUT',
+    ...(body && { headers: { 'content-type': 'application/octet-stream' }, body: bytes(body) }),
+  });
 }
 
 t.test('two replicas on one bucket: an upload begun on one is finished on the other', async (t) => {
@@ -106,6 +109,35 @@ t.test('two replicas on one bucket: an upload begun on one is finished on the ot
   const ranged = await fetch(`${b.url}/v2/team/app/blobs/${digestOf(blob)}`, { headers: { range: `bytes=${5 * MiB - 2}-${5 * MiB + 1}` } });
   t.equal(ranged.status, 206);
   t.same(Buffer.from(await ranged.arrayBuffer()), blob.subarray(5 * MiB - 2, 5 * MiB + 2), 'Range read from S3');
+});
+
+t.test('a monolithic PUT writes the blob in place (no copy); a wrong digest leaves nothing; racing pushes of one blob both land', async (t) => {
+  const a = await replica('/direct', { REGISTRY_STORAGE_REDIRECT_DISABLE: 'true' });
+  const b = await replica('/direct', { REGISTRY_STORAGE_REDIRECT_DISABLE: 'true' });
+  const probe = new S3Driver(s3.options({ rootdirectory: '/direct' }));
+  t.teardown(() => probe.close());
+  const ops = async (r: Berth, operation: string) => {
+    const text = await (await fetch(`${r.url}/metrics`)).text();
+    return Number(new RegExp(`berth_storage_operation_duration_seconds_count\\{driver="s3",operation="${operation}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+  };
+  const put = async (r: Berth, repo: string, data: Buffer, digest = digestOf(data)) => finish(r.url, await startUpload(r.url, repo), digest, data);
+  const blob = randomBytes(12 * MiB + 7);
+  const [one, two] = await Promise.all([put(a, 'direct/one', blob), put(b, 'direct/two', blob)]);
+  t.same([one.status, two.status], [201, 201], 'two replicas push the same blob at once');
+  for (const [r, repo] of [[a, 'direct/one'], [b, 'direct/two']] as const) {
+    const got = await fetch(`${r.url}/v2/${repo}/blobs/${digestOf(blob)}`);
+    t.equal(digestOf(Buffer.from(await got.arrayBuffer())), digestOf(blob), `${repo} serves it`);
+  }
+  t.same([await ops(a, 'atomicWriter'), await ops(b, 'atomicWriter')], [1, 1], 'each wrote straight to the blob');
+  t.same([await ops(a, 'move'), await ops(b, 'move')], [0, 0], 'no upload data was copied into place');
+
+  const wrong = randomBytes(6 * MiB);
+  const bad = await put(a, 'direct/one', wrong, digestOf(randomBytes(8)));
+  t.equal(bad.status, 400, 'a wrong digest is refused');
+  t.equal((await bad.json()).errors[0].code, 'DIGEST_INVALID');
+  t.same(await probe.uploadsOf(probe.key('/docker/registry/v2'), false), [], 'no multipart upload left anywhere');
+  const absent = await fetch(`${a.url}/v2/direct/one/blobs/${digestOf(wrong)}`, { method: 'HEAD' });
+  t.equal(absent.status, 404, 'and nothing of it is visible');
 });
 
 t.test('a replica killed mid-upload: the upload continues on another', async (t) => {

@@ -3,7 +3,12 @@
 // unreachable store, presigned URLs. Faults come from a small HTTP proxy in
 // front of the store that can answer 503 SlowDown or never answer.
 import { createHash, randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
 import type net from 'node:net';
 import t from 'tap';
 import { ListPartsCommand } from '@aws-sdk/client-s3';
@@ -70,6 +75,59 @@ t.test('a writer that died between uploading a part and rewriting its tail', asy
   t.equal(sha(await d.getContent('/crash/data')), sha(Buffer.concat([a, b.subarray(0, 2 * MiB), Buffer.from('end')])), 'content is part 1 + the new bytes');
 });
 
+t.test('close() sends a remainder of at least half a part as a short part, not as a tail', async (t) => {
+  const d = driver({ chunksize: 10 * MiB });
+  const chunks = [8 * MiB, 8 * MiB, 3 * MiB].map((n) => randomBytes(n));
+  const shape = async () => {
+    const s = await d.openWrite(d.key('/short/data'));
+    return { parts: s.parts.length, tail: s.tail[0]?.length ?? 0 };
+  };
+  for (const [i, c] of chunks.entries()) {
+    const w = await d.writer('/short/data', i > 0);
+    await w.write(c);
+    await w.close();
+  }
+  t.same(await shape(), { parts: 2, tail: 3 * MiB }, 'two 8 MiB parts; 3 MiB (under the 5 MiB minimum) waits in the tail');
+  const w = await driver({ chunksize: 10 * MiB }).writer('/short/data', true);
+  t.equal(w.size, 19 * MiB, 'another instance resumes at the end');
+  await w.commit();
+  t.equal(sha(await d.getContent('/short/data')), sha(Buffer.concat(chunks)), 'content intact');
+});
+
+t.test('atomic writers: invisible until commit, racing writers of one key, cancel aborts only its own', async (t) => {
+  const d = driver();
+  const data = randomBytes(12 * MiB + 5);
+  const uploads = async () => (await d.uploadsOf(d.key('/atomic'), false)).length;
+  const [w1, w2] = [await d.atomicWriter('/atomic/blob'), await driver().atomicWriter('/atomic/blob')];
+  for (const w of [w1, w2]) for (let o = 0; o < data.length; o += 4 * MiB) await w.write(data.subarray(o, o + 4 * MiB));
+  await t.rejects(d.stat('/atomic/blob'), { name: 'PathNotFoundError' }, 'nothing visible before commit');
+  t.equal(await uploads(), 2, 'each writer has its own multipart upload');
+  await t.rejects(w1.close(), /commit\(\) or cancel\(\)/, 'close() is not for atomic writers');
+  await w2.commit();
+  t.equal(sha(await d.getContent('/atomic/blob')), sha(data), 'the second writer committed first');
+  await w1.commit();
+  t.equal(sha(await d.getContent('/atomic/blob')), sha(data), 'the first commits the same bytes over it');
+  t.equal(await uploads(), 0, 'no upload left');
+
+  const [w3, w4] = [await d.atomicWriter('/atomic/other'), await d.atomicWriter('/atomic/other')];
+  for (const w of [w3, w4]) await w.write(data);
+  await w3.cancel();
+  t.equal(await uploads(), 1, "cancel aborted only the writer's own upload");
+  await w4.commit();
+  t.equal((await d.stat('/atomic/other')).size, data.length, 'the other writer still commits');
+
+  const small = await d.atomicWriter('/atomic/small');
+  await small.write(Buffer.from('tiny'));
+  await small.commit();
+  t.equal((await d.getContent('/atomic/small')).toString(), 'tiny', 'under one part: a single PutObject');
+
+  const dead = await d.atomicWriter('/atomic/dead');
+  await dead.write(data);
+  t.equal(await d.abortStaleWrites('/atomic', new Date(Date.now() - 60_000)), 0, 'a young upload is left alone');
+  t.equal(await d.abortStaleWrites('/atomic', new Date(Date.now() + 60_000)), 1, 'an old one is aborted');
+  t.equal(await uploads(), 0, 'nothing left');
+});
+
 t.test('cancel and tree delete abort multipart uploads', async (t) => {
   const d = driver();
   for (const p of ['/abort/one/data', '/abort/two/data']) {
@@ -107,12 +165,14 @@ t.test('presigned redirect URLs', async (t) => {
 });
 
 /** A proxy in front of the store: passes requests on, or fails or stalls them on demand. */
-async function faultProxy(target: string) {
-  const state = { fail: 0, hang: false, seen: 0 };
+/** A proxy in front of the store (HTTPS with `tls`) that can fail or hang, and records each request's payload hash header. */
+async function faultProxy(target: string, tls?: { key: string; cert: string }) {
+  const state = { fail: 0, hang: false, seen: 0, payloadHashes: [] as { method: string; url: string; hash: string }[] };
   const sockets = new Set<net.Socket>();
   const upstream = new URL(target);
-  const server = http.createServer((req, res) => {
+  const handler: http.RequestListener = (req, res) => {
     state.seen++;
+    state.payloadHashes.push({ method: req.method!, url: req.url!, hash: String(req.headers['x-amz-content-sha256']) });
     if (state.hang) return; // accept and never answer
     if (state.fail > 0) {
       state.fail--;
@@ -128,15 +188,16 @@ async function faultProxy(target: string) {
     });
     up.on('error', () => res.destroy());
     req.pipe(up);
-  });
-  server.on('connection', (s) => {
+  };
+  const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
+  server.on(tls ? 'secureConnection' : 'connection', (s: net.Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
   const port = await freePort();
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     state,
     close: () => {
       for (const s of sockets) s.destroy();
@@ -159,6 +220,32 @@ t.test('throttling is retried with backoff; persistent failure is StorageUnavail
   await t.rejects(d.stat('/retry/x'), StorageUnavailableError as any, 'gives up after maxattempts');
   t.equal(proxy.state.seen, 4, 'four attempts');
   proxy.state.fail = 0;
+});
+
+t.test('over https, data uploads go unsigned (TLS protects them); plain http and other calls sign the payload', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-s3-tls-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem',
+    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '1'], { cwd: dir, stdio: 'ignore' });
+  const tls = { key: fs.readFileSync(path.join(dir, 'key.pem'), 'utf8'), cert: fs.readFileSync(path.join(dir, 'cert.pem'), 'utf8') };
+  const hex = /^[0-9a-f]{64}$/;
+  for (const secure of [true, false]) {
+    const proxy = await faultProxy(s3.endpoint, secure ? tls : undefined);
+    t.teardown(proxy.close);
+    const d = driver({ regionendpoint: proxy.url, skipverify: true });
+    const data = randomBytes(6 * MiB);
+    const w = await d.writer(`/signing-${secure}/data`, false);
+    await w.write(data);
+    await w.commit();
+    await d.putContent(`/signing-${secure}/small`, Buffer.from('small'));
+    t.equal(sha(await d.getContent(`/signing-${secure}/data`)), sha(data), `${proxy.url.split(':')[0]}: content round-trips`);
+    const puts = proxy.state.payloadHashes.filter((r) => r.method === 'PUT');
+    const others = proxy.state.payloadHashes.filter((r) => r.method !== 'PUT');
+    t.ok(puts.length >= 3, `${puts.length} part and object PUTs`);
+    if (secure) t.ok(puts.every((r) => r.hash === 'UNSIGNED-PAYLOAD'), 'https: every data PUT is UNSIGNED-PAYLOAD');
+    else t.ok(puts.every((r) => hex.test(r.hash)), 'http: every data PUT carries its SHA-256');
+    t.ok(others.length && others.every((r) => hex.test(r.hash)), 'other calls are signed with their payload hash');
+  }
 });
 
 t.test('a store that never answers times out as StorageUnavailableError', async (t) => {

@@ -171,15 +171,22 @@ export class S3Driver implements StorageDriver {
     });
     // DeleteObjects requires an integrity header; many S3-compatible stores
     // (Swift s3api, older MinIO and Ceph) accept only Content-MD5 for it.
+    // Over TLS, data uploads go unsigned (as the Java and Go SDKs do on
+    // https): TLS already protects the bytes, and signing them is one more
+    // SHA-256 pass over every byte pushed. Plain http keeps the signature.
+    const unsignedData = new URL(endpoint ?? 'https://s3.amazonaws.com').protocol === 'https:';
     this.client.middlewareStack.add(
       (next, context) => async (args) => {
         const req = args.request as { body?: unknown; headers?: Record<string, string> };
         if (context.commandName === 'DeleteObjectsCommand' && req.headers && (typeof req.body === 'string' || Buffer.isBuffer(req.body))) {
           req.headers['content-md5'] = createHash('md5').update(req.body).digest('base64');
         }
+        if (unsignedData && req.headers && (context.commandName === 'UploadPartCommand' || context.commandName === 'PutObjectCommand')) {
+          req.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+        }
         return next(args);
       },
-      { step: 'build', name: 'berthDeleteObjectsContentMd5' },
+      { step: 'build', name: 'berthIntegrityHeaders' },
     );
   }
 
@@ -562,7 +569,7 @@ export class S3Driver implements StorageDriver {
     return uploads.length;
   }
 
-  private async abort(key: string, uploadId: string): Promise<void> {
+  async abort(key: string, uploadId: string): Promise<void> {
     try {
       await this.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }), 'AbortMultipartUpload');
     } catch (err) {
@@ -571,6 +578,23 @@ export class S3Driver implements StorageDriver {
   }
 
   // ---- writers ----
+
+  /**
+   * Writes straight to the final key as a multipart upload of its own, which
+   * S3 makes visible only when it completes: the content-addressed blob needs
+   * no server-side copy from an upload area, and writers of one blob racing
+   * each other leave either's identical bytes.
+   */
+  async atomicWriter(path: string): Promise<FileWriter> {
+    return new S3Writer(this, this.key(path), undefined, [], 0, [], true, true);
+  }
+
+  /** Abort multipart uploads under path started before the cutoff (writers that died mid-way). */
+  async abortStaleWrites(path: string, before: Date): Promise<number> {
+    const stale = (await this.uploadsOf(this.key(path), false)).filter((u) => u.initiated < before);
+    for (const u of stale) await this.abort(u.key, u.uploadId);
+    return stale.length;
+  }
 
   async writer(path: string, append: boolean): Promise<FileWriter> {
     const key = this.key(path);
@@ -771,6 +795,8 @@ class S3Writer implements FileWriter {
     tail: Buffer[],
     /** A new (truncating) writer must replace whatever is at the key on close(). */
     private dirty = false,
+    /** From atomicWriter: never stores a tail, cancel() aborts only its own upload. */
+    private readonly atomic = false,
   ) {
     for (const b of tail) this.append(b, 0, b.length);
   }
@@ -809,7 +835,7 @@ class S3Writer implements FileWriter {
    * Start uploading the full part buffer and carry on filling a new one, so
    * receiving overlaps sending; at most PARTS_IN_FLIGHT parts are in flight.
    */
-  private async flushPart(): Promise<void> {
+  private async flushPart(refill = true): Promise<void> {
     const n = this.parts.length + 1;
     if (n > this.d.maxParts) throw new Error(`S3 upload of ${this.key} exceeds ${this.d.maxParts} parts`);
     this.uploadId ??= await this.d.createUpload(this.key);
@@ -818,7 +844,7 @@ class S3Writer implements FileWriter {
     const slot = this.parts.length;
     this.parts.push({ PartNumber: n });
     this.partBytes += this.used;
-    const next = this.d.partSize(n + 1);
+    const next = refill ? this.d.partSize(n + 1) : 0;
     const spare = this.spare.pop();
     this.buf = spare && spare.length >= next ? spare : Buffer.allocUnsafe(next);
     this.used = 0;
@@ -838,8 +864,19 @@ class S3Writer implements FileWriter {
     await Promise.all(all);
   }
 
+  /**
+   * Store what is not yet a part for a later writer. A remainder of at least
+   * half a part (and S3's minimum) goes up as a short part instead: clients
+   * sending chunks of about a part (8 MiB PATCHes, 10 MiB parts) then cost no
+   * tail object to write now and read back on the next append. Short parts
+   * at most halve the bytes the part limit allows.
+   */
   async close(): Promise<void> {
+    if (this.atomic) throw new Error('an atomic writer ends with commit() or cancel()');
     if (this.done || !this.dirty) return;
+    if (this.used >= Math.max(MIN_CHUNK_SIZE, this.d.partSize(this.parts.length + 1) / 2) && this.parts.length + 1 < this.d.maxParts) {
+      await this.flushPart(false);
+    }
     await this.settle();
     await this.d.putTail(this.key, this.buf.subarray(0, this.used), this.partBytes, this.uploadId);
     this.dirty = false;
@@ -869,7 +906,8 @@ class S3Writer implements FileWriter {
     await this.settle().catch(() => undefined);
     this.used = 0;
     this.buf = Buffer.alloc(0);
-    await this.d.cancelWrite(this.key);
+    if (!this.atomic) await this.d.cancelWrite(this.key);
+    else if (this.uploadId) await this.d.abort(this.key, this.uploadId);
   }
 }
 
