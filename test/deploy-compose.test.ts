@@ -3,10 +3,11 @@
 // (deploy/scripts/base-image.sh), then a user made with the documented `run --rm -T
 // token user add`, docker login, push and pull through token auth, anonymous pulls
 // refused, and the pushed image's blobs read back from the bucket with berth's own S3
-// driver. Teardown: `down -v --rmi all`.
-// The engine (test/helpers/engines.ts) has no bridge networking, so a generated override
-// file puts every service on the host's network (token-keys on none), on free loopback
-// ports, with the service names replaced by 127.0.0.1 through REGISTRY_* variables.
+// driver. Teardown: `down -v --rmi all` (images of this run only).
+// The engine (test/helpers/engines.ts) has no bridge networking, so an override puts every
+// service on the host network (token-keys on none) on free loopback ports, the service
+// names replaced by 127.0.0.1 through REGISTRY_* variables; compose merges it
+// (`docker-compose config`) and the published ports are dropped from the result.
 // Needs root, docker.io, docker-compose (v1 1.29 from Debian is enough), and debootstrap
 // unless the base tarball is cached. Uses the engine at DOCKER_HOST, or starts one.
 import { spawnSync } from 'node:child_process';
