@@ -16,7 +16,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { inCI } from './helpers/clients';
-import { startEngines } from './helpers/engines';
+import { localCACerts, startEngines } from './helpers/engines';
 import { freePort } from './helpers/process';
 
 const REPO = path.resolve(__dirname, '../..');
@@ -49,13 +49,12 @@ t.test('the image builds, runs, serves docker and skopeo, and drains on SIGTERM'
   t.equal(await docker('run', '--rm', '--network', 'none', base, 'node', '-p', 'process.version'), process.version, 'the base runs our node');
 
   // npm inside the build must trust what this machine trusts (e.g. a TLS-intercepting proxy)
-  const caDir = '/usr/local/share/ca-certificates';
-  const localCAs = fs.existsSync(caDir) ? fs.readdirSync(caDir).filter((f) => f.endsWith('.crt')).map((f) => fs.readFileSync(path.join(caDir, f), 'utf8')) : [];
+  const localCAs = localCACerts();
   const tag = `berth:test-${crypto.randomBytes(3).toString('hex')}`;
   t.teardown(() => docker('rmi', '-f', tag).then(() => undefined, () => undefined));
   start = Date.now();
   await docker('build', '--network', 'host', '-f', 'deploy/Dockerfile', '--build-arg', `BASE_IMAGE=${base}`,
-    ...(localCAs.length ? ['--build-arg', `EXTRA_CA_CERTS=${localCAs.join('\n')}`] : []), '-t', tag, REPO);
+    ...(localCAs ? ['--build-arg', `EXTRA_CA_CERTS=${localCAs}`] : []), '-t', tag, REPO);
   t.comment(`docker build: ${((Date.now() - start) / 1000).toFixed(1)} s`);
 
   const config = JSON.parse(await docker('image', 'inspect', tag))[0].Config;

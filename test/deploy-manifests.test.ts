@@ -273,10 +273,16 @@ t.test('compose files pass docker-compose config and fit together', { skip: comp
     return YAML.parse(r.stdout);
   };
   const full = checked('compose.yaml');
-  t.same(Object.keys(full.services).sort(), ['berth', 'bucket', 's3', 'token', 'token-keys']);
+  t.same(Object.keys(full.services).sort(), ['berth', 's3', 'token', 'token-keys']);
+  // the registry stores into the bucket the S3 service creates, with its credentials
+  const store = full.services.s3.environment;
+  t.equal(full.services.berth.environment.REGISTRY_STORAGE_S3_ACCESSKEY, store.S3_ACCESS_KEY, 'same S3 access key');
+  t.equal(full.services.berth.environment.REGISTRY_STORAGE_S3_SECRETKEY, store.S3_SECRET_KEY, 'same S3 secret');
   // the registry trusts the key the token service signs with, and sends clients to it
   const registry = YAML.parse(fs.readFileSync(path.join(DEPLOY, 'compose/registry.yml'), 'utf8'));
   const token = YAML.parse(fs.readFileSync(path.join(DEPLOY, 'compose/token.yml'), 'utf8'));
+  t.equal(registry.storage.s3.bucket, store.S3_BUCKET, 'the bucket the store creates');
+  t.equal(registry.storage.s3.regionendpoint, 'http://s3:9000', 'the store on its default port');
   t.equal(registry.auth.token.issuer, token.tokenserver.issuer, 'same issuer');
   t.ok(token.tokenserver.services.includes(registry.auth.token.service), 'token service serves this registry');
   t.match(registry.auth.token.realm, new RegExp(`:${token.tokenserver.addr.split(':').pop()}/token$`), 'realm points at the token service');

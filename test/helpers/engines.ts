@@ -74,6 +74,16 @@ export async function startEngines(opts: { docker?: boolean } = {}): Promise<Eng
 }
 
 /**
+ * PEM text of the CAs this machine adds to the system's (e.g. a TLS-intercepting
+ * proxy's), for the Dockerfile's EXTRA_CA_CERTS build argument: npm inside a build must
+ * trust them too. Empty when there are none.
+ */
+export function localCACerts(dir = '/usr/local/share/ca-certificates'): string {
+  if (!fs.existsSync(dir)) return '';
+  return fs.readdirSync(dir).filter((f) => f.endsWith('.crt')).map((f) => fs.readFileSync(path.join(dir, f), 'utf8')).join('\n');
+}
+
+/**
  * Start the registry under test and the engines side by side; if either fails,
  * stop the other (a live child process would keep the test file from ending).
  */

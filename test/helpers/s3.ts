@@ -42,7 +42,7 @@ async function portFree(port: number): Promise<boolean> {
 }
 
 /** A base port with the four ports after it free too (the script uses PORT..PORT+4). */
-async function freePortRun(): Promise<number> {
+export async function freePortRun(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = 20000 + Math.floor(Math.random() * 30000);
     let ok = true;
