@@ -133,7 +133,7 @@ const filesystem: Backend = {
 };
 
 /**
- * One Swift s3api store (test/fixtures/s3-server) shared by both servers, each
+ * One Swift s3api store (deploy/s3/s3-server) shared by both servers, each
  * under its own rootdirectory of the one bucket, both with the same part size
  * and with redirects disabled, so that blob pulls stream through the registry
  * (with redirects on, a client would fetch from Swift and the registry would

@@ -1,5 +1,5 @@
 // A real S3 endpoint for tests: OpenStack Swift with s3api, started by
-// test/fixtures/s3-server on free loopback ports in a temp dir.
+// deploy/s3/s3-server on free loopback ports in a temp dir.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -10,7 +10,7 @@ import type { S3DriverOptions } from '../../storage/drivers/s3';
 
 const run = promisify(execFile);
 /** From dist/test/helpers back to the source tree, where the script lives. */
-export const S3_SERVER = path.resolve(__dirname, '../../../test/fixtures/s3-server');
+export const S3_SERVER = path.resolve(__dirname, '../../../deploy/s3/s3-server');
 
 export interface S3Server {
   endpoint: string;
