@@ -80,10 +80,33 @@ export class UploadManager {
   }
 
   private async size(repo: string, id: string): Promise<number> {
-    if (!UUID.test(id)) throw err('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry', { id });
-    try {
+    return this.unknownIfMissing(id, async () => {
       await this.driver.stat(paths.uploadStartedAt(repo, id));
       return (await this.driver.stat(paths.uploadData(repo, id))).size;
+    });
+  }
+
+  /**
+   * The session's data opened for appending: its size is the bytes received
+   * (one lookup of the upload's state where a stat and then an open would
+   * each make one: S3 lists the multipart upload and its parts for both).
+   */
+  private async open(repo: string, id: string, start: number | undefined): Promise<FileWriter> {
+    const w = await this.unknownIfMissing(id, async () => {
+      await this.driver.stat(paths.uploadStartedAt(repo, id));
+      return this.driver.writer(paths.uploadData(repo, id), true);
+    });
+    if (start !== undefined && start !== w.size) {
+      await w.close();
+      throw err('RANGE_INVALID', `chunk starts at ${start} but ${w.size} bytes were received`, { size: w.size });
+    }
+    return w;
+  }
+
+  private async unknownIfMissing<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    if (!UUID.test(id)) throw err('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry', { id });
+    try {
+      return await fn();
     } catch (e) {
       if (isNotFound(e)) throw err('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry', { id });
       throw e;
@@ -97,9 +120,9 @@ export class UploadManager {
   async append(repo: string, id: string, body: Chunks, start?: number, length?: number): Promise<UploadStatus> {
     checkName(repo);
     return this.locked(id, async () => {
-      const size = await this.size(repo, id);
-      this.checkOffset(size, start);
-      const written = await this.write(repo, id, size, body, false, length);
+      const w = await this.open(repo, id, start);
+      const size = w.size;
+      const written = await this.write(w, id, size, body, false, length);
       return { id, size: size + written };
     });
   }
@@ -109,12 +132,15 @@ export class UploadManager {
     checkName(repo);
     const d = parseDigest(digest);
     return this.locked(id, async () => {
-      const size = await this.size(repo, id);
-      this.checkOffset(size, start);
+      const w = await this.open(repo, id, start);
+      const size = w.size;
       // The whole blob in this request (a monolithic push): straight to its place.
       const direct = body && size === 0 && d.algorithm === 'sha256' ? await this.sink.directWriter(d) : undefined;
-      if (direct) return this.completeDirect(repo, id, d, direct, body!, length);
-      const written = body ? await this.write(repo, id, size, body, true, length) : await this.commitData(repo, id);
+      if (direct) {
+        await w.close();
+        return this.completeDirect(repo, id, d, direct, body!, length);
+      }
+      const written = body ? await this.write(w, id, size, body, true, length) : (await w.commit(), 0);
       const total = size + written;
       const actual = await this.digestOf(repo, id, d.algorithm, total);
       if (actual !== d.value) {
@@ -163,12 +189,6 @@ export class UploadManager {
     return n;
   }
 
-  private checkOffset(size: number, start: number | undefined): void {
-    if (start !== undefined && start !== size) {
-      throw err('RANGE_INVALID', `chunk starts at ${start} but ${size} bytes were received`, { size });
-    }
-  }
-
   async cancel(repo: string, id: string): Promise<void> {
     checkName(repo);
     await this.locked(id, async () => {
@@ -196,18 +216,11 @@ export class UploadManager {
     }
   }
 
-  private async commitData(repo: string, id: string): Promise<number> {
-    const w = await this.driver.writer(paths.uploadData(repo, id), true);
-    await w.commit();
-    return 0;
-  }
-
-  /** Stream chunks to the upload's data while hashing; returns bytes written. */
-  private async write(repo: string, id: string, offset: number, body: Chunks, commit: boolean, length?: number): Promise<number> {
+  /** Stream chunks to the upload's data (w, opened at offset) while hashing; returns bytes written. */
+  private async write(w: FileWriter, id: string, offset: number, body: Chunks, commit: boolean, length?: number): Promise<number> {
     let h = this.hashes.get(id);
     if (h && h.offset !== offset) h = undefined;
     this.hashes.delete(id);
-    const w = await this.driver.writer(paths.uploadData(repo, id), true);
     let n: number;
     try {
       n = await this.pump(body, w, h?.hash, length);
