@@ -10,7 +10,6 @@
 // (`docker-compose config`) and the published ports are dropped from the result.
 // Needs root, docker.io, docker-compose (v1 1.29 from Debian is enough), and debootstrap
 // unless the base tarball is cached. Uses the engine at DOCKER_HOST, or starts one.
-import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -18,8 +17,8 @@ import path from 'node:path';
 import t from 'tap';
 import YAML from 'yaml';
 import { S3Driver } from '../storage/drivers/s3';
-import { inCI, mustRun, run } from './helpers/clients';
-import { localCACerts, startEngines } from './helpers/engines';
+import { mustRun, run } from './helpers/clients';
+import { dockerEnv, dockerPushPull, imageTestNeeds, localCACerts } from './helpers/engines';
 import { waitFor } from './helpers/ops-client';
 import { freePort } from './helpers/process';
 import { freePortRun } from './helpers/s3';
@@ -30,19 +29,11 @@ const BASE_SCRIPT = path.join(REPO, 'deploy/scripts/base-image.sh');
 // two image builds (one of them npm ci) take minutes on a busy machine
 t.setTimeout(1_200_000);
 
-const missing = ['docker', 'dockerd', 'docker-compose', 'tar'].filter((b) => spawnSync('sh', ['-c', `command -v ${b}`]).status !== 0);
-const unmet = process.getuid?.() !== 0 ? 'needs root (dockerd, debootstrap)' : missing.length ? `not installed: ${missing.join(', ')}` : '';
-// under CI=true nothing may be missing: the test runs and fails
-const skip = unmet && !inCI() ? unmet : false;
+const { unmet, skip } = imageTestNeeds(['docker', 'dockerd', 'docker-compose', 'tar']);
 
 t.test('compose.yaml: registry, token service and S3 store, end to end', { skip, timeout: 1_150_000 }, async (t) => {
   if (unmet) return t.fail(`${unmet}; CI=true requires it`);
-  let env: NodeJS.ProcessEnv = { ...process.env };
-  if (!env.DOCKER_HOST) {
-    const engines = await startEngines();
-    t.teardown(() => engines.stop());
-    env = engines.env;
-  }
+  const env = await dockerEnv(t);
   const docker = async (...args: string[]) => (await mustRun('docker', args, { env })).stdout.trim();
   const began = Date.now();
   const secs = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
@@ -149,16 +140,9 @@ t.test('compose.yaml: registry, token service and S3 store, end to end', { skip,
   await mustRun('docker', ['login', registry, '-u', 'alice', '--password-stdin'], { env, input: password });
   t.pass('docker login with the user made by `run --rm -T token user add`');
 
-  // a one-file image
-  fs.writeFileSync(path.join(work, 'hello.txt'), `hello ${crypto.randomUUID()}\n`);
-  await mustRun('tar', ['-C', work, '-cf', path.join(work, 'hello.tar'), 'hello.txt']);
   const ref = `${registry}/deploy/hello:1`;
-  await docker('import', path.join(work, 'hello.tar'), ref);
-  const imageId = await docker('image', 'inspect', '-f', '{{.Id}}', ref);
-  await docker('push', ref);
-  await docker('rmi', ref);
-  await docker('pull', ref);
-  t.equal(await docker('image', 'inspect', '-f', '{{.Id}}', ref), imageId, 'docker pull gives back the pushed image');
+  const { pushed: imageId, pulled } = await dockerPushPull(docker, work, ref);
+  t.equal(pulled, imageId, 'docker pull gives back the pushed image');
 
   const manifestUrl = `http://${registry}/v2/deploy/hello/manifests/1`;
   t.equal((await fetch(manifestUrl)).status, 401, 'anonymous manifest GET is refused');

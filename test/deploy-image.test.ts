@@ -7,7 +7,7 @@
 // Needs root, docker.io (dockerd, containerd), skopeo, and debootstrap unless the
 // base tarball is cached. Uses the engine at DOCKER_HOST, or starts one
 // (test/helpers/engines.ts).
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -15,8 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { inCI } from './helpers/clients';
-import { localCACerts, startEngines } from './helpers/engines';
+import { dockerEnv, dockerPushPull, imageTestNeeds, localCACerts } from './helpers/engines';
 import { freePort } from './helpers/process';
 
 const REPO = path.resolve(__dirname, '../..');
@@ -27,19 +26,11 @@ const run = promisify(execFile);
 // file gets 20 minutes instead of the runner's default (the root t tells the runner)
 t.setTimeout(1_200_000);
 
-const missing = ['docker', 'dockerd', 'skopeo', 'tar'].filter((b) => spawnSync('sh', ['-c', `command -v ${b}`]).status !== 0);
-const unmet = process.getuid?.() !== 0 ? 'needs root (dockerd, debootstrap)' : missing.length ? `not installed: ${missing.join(', ')}` : '';
-// under CI=true nothing may be missing: the test runs and fails
-const skip = unmet && !inCI() ? unmet : false;
+const { unmet, skip } = imageTestNeeds(['docker', 'dockerd', 'skopeo', 'tar']);
 
 t.test('the image builds, runs, serves docker and skopeo, and drains on SIGTERM', { skip, timeout: 1_150_000 }, async (t) => {
   if (unmet) return t.fail(`${unmet}; CI=true requires it`);
-  let env: NodeJS.ProcessEnv = { ...process.env };
-  if (!env.DOCKER_HOST) {
-    const engines = await startEngines();
-    t.teardown(() => engines.stop());
-    env = engines.env;
-  }
+  const env = await dockerEnv(t);
   t.ok(env.DOCKER_HOST, `engine at ${env.DOCKER_HOST}`);
   const docker = async (...args: string[]) => (await run('docker', args, { env, maxBuffer: 64 << 20 })).stdout.trim();
 
@@ -82,15 +73,9 @@ t.test('the image builds, runs, serves docker and skopeo, and drains on SIGTERM'
   // a one-file image, pushed with docker, pulled back with docker and skopeo
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-image-test-'));
   t.teardown(() => fs.rmSync(work, { recursive: true, force: true }));
-  fs.writeFileSync(path.join(work, 'hello.txt'), `hello ${crypto.randomUUID()}\n`);
-  await run('tar', ['-C', work, '-cf', path.join(work, 'hello.tar'), 'hello.txt']);
   const ref = `127.0.0.1:${port}/deploy/hello:1`;
-  await docker('import', path.join(work, 'hello.tar'), ref);
-  const id = await docker('image', 'inspect', '-f', '{{.Id}}', ref);
-  await docker('push', ref);
-  await docker('rmi', ref);
-  await docker('pull', ref);
-  t.equal(await docker('image', 'inspect', '-f', '{{.Id}}', ref), id, 'docker pull gives back the pushed image');
+  const { pushed: id, pulled } = await dockerPushPull(docker, work, ref);
+  t.equal(pulled, id, 'docker pull gives back the pushed image');
   const skopeo = async (...args: string[]) => (await run('skopeo', args, { env, maxBuffer: 16 << 20 })).stdout;
   // dir: keeps the manifest as it is (oci: would convert it, and change the image id)
   await skopeo('copy', '--src-tls-verify=false', `docker://${ref}`, `dir:${work}/pulled`);

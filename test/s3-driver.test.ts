@@ -35,6 +35,15 @@ t.teardown(async () => {
   await s3?.stop();
 });
 
+/** Wait until a writer's parts in flight have reached the store (write() does not wait for the upload it starts). */
+async function partsStored(d: S3Driver, path: string, bytes: number) {
+  for (let i = 0; i < 100; i++) {
+    if ((await d.openWrite(d.key(path))).partBytes >= bytes) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${path}: parts never reached ${bytes} bytes`);
+}
+
 t.test('part sizes grow so an upload fits the part limit', async (t) => {
   // 20 parts allowed: the size doubles every 2 parts (5, 5, 10, 10, 20, ...).
   const d = driver({ maxuploadparts: 20 });
@@ -67,12 +76,29 @@ t.test('a writer that died between uploading a part and rewriting its tail', asy
   // The next writer fills part 1 (a + 1st 2 MiB of b) and dies before close().
   const w2 = await driver().writer('/crash/data', true);
   await w2.write(b);
+  await partsStored(d, '/crash/data', 5 * MiB);
   t.equal((await d.stat('/crash/data')).size, 5 * MiB, 'stat agrees');
   const w3 = await driver().writer('/crash/data', true);
   t.equal(w3.size, 5 * MiB, 'resumes after the part; the stale tail is not counted twice');
   await w3.write(Buffer.from('end'));
   await w3.commit();
   t.equal(sha(await d.getContent('/crash/data')), sha(Buffer.concat([a, b.subarray(0, 2 * MiB), Buffer.from('end')])), 'content is part 1 + the new bytes');
+});
+
+t.test('a truncating writer that died before its first close: the old tail names an aborted upload', async (t) => {
+  const d = driver();
+  const old = randomBytes(6 * MiB);
+  const w1 = await d.writer('/restart/data', false);
+  await w1.write(old);
+  await w1.close(); // one part and a 1 MiB tail naming its upload
+  const fresh = randomBytes(7 * MiB);
+  const w2 = await driver().writer('/restart/data', false); // aborts that upload
+  await w2.write(fresh); // uploads a 5 MiB part of a new upload, then dies
+  await partsStored(d, '/restart/data', 5 * MiB);
+  const w3 = await driver().writer('/restart/data', true);
+  t.equal(w3.size, 5 * MiB, "the new upload's part counts; the stale tail does not");
+  await w3.commit();
+  t.equal(sha(await d.getContent('/restart/data')), sha(fresh.subarray(0, 5 * MiB)), "content is the new writer's part");
 });
 
 t.test('close() sends a remainder of at least half a part as a short part, not as a tail', async (t) => {

@@ -287,7 +287,7 @@ export class S3Driver implements StorageDriver {
         let size = h.ContentLength ?? 0;
         if (h.Metadata?.[META_OFFSET] !== undefined) {
           // An unfinished write: its parts plus what of the tail they do not hold.
-          const u = await this.openUpload(key);
+          const u = await this.openUpload(key, h.Metadata[META_UPLOAD]);
           size = u.partBytes + size - this.tailSkip(key, h.Metadata, u.uploadId, u.partBytes, size);
         }
         return { path, size, modTime: h.LastModified ?? new Date(0), isDir: false };
@@ -614,8 +614,6 @@ export class S3Driver implements StorageDriver {
    * tail's bytes and those are dropped from it.
    */
   async openWrite(key: string) {
-    const { uploadId, parts, partBytes } = await this.openUpload(key);
-    const state = (tail: Buffer[]) => ({ uploadId, parts, partBytes, tail, size: partBytes + (tail[0]?.length ?? 0) });
     let res;
     try {
       res = await this.send<GetObjectCommandOutput>(
@@ -623,11 +621,16 @@ export class S3Driver implements StorageDriver {
         'GetObject',
       );
     } catch (err) {
-      if (isMissing(err)) return state([]);
-      throw err;
+      if (!isMissing(err)) throw err;
     }
-    const body = res.Body as Readable;
-    const meta = res.Metadata ?? {};
+    const body = res?.Body as Readable | undefined;
+    const meta = res?.Metadata ?? {};
+    const { uploadId, parts, partBytes } = await this.openUpload(key, meta[META_UPLOAD]).catch((err) => {
+      body?.destroy();
+      throw err;
+    });
+    const state = (tail: Buffer[]) => ({ uploadId, parts, partBytes, tail, size: partBytes + (tail[0]?.length ?? 0) });
+    if (!res || !body) return state([]);
     if (meta[META_OFFSET] === undefined) {
       // A finished object. With an open upload it is the old content that a
       // truncating writer began to replace (and crashed before its first close).
@@ -641,14 +644,30 @@ export class S3Driver implements StorageDriver {
     return state([data.subarray(this.tailSkip(key, meta, uploadId, partBytes, data.length))]);
   }
 
-  /** The newest multipart upload of a key, with its parts in order. */
-  private async openUpload(key: string) {
+  /**
+   * The newest multipart upload of a key, with its parts in order. `hint` is
+   * the upload a tail object names: when it is still open it is the newest
+   * (a truncating writer aborts the key's uploads before starting its own), so
+   * its parts are listed without listing the uploads first.
+   */
+  private async openUpload(key: string, hint?: string) {
+    if (hint) {
+      try {
+        return { uploadId: hint, ...(await this.listParts(key, hint)) };
+      } catch (err) {
+        if (!isMissing(err)) throw err;
+      }
+    }
     const uploads = (await this.uploadsOf(key, true)).sort((a, b) => +b.initiated - +a.initiated);
     const uploadId = uploads[0]?.uploadId;
+    return { uploadId, ...(uploadId ? await this.listParts(key, uploadId) : { parts: [] as CompletedPart[], partBytes: 0 }) };
+  }
+
+  private async listParts(key: string, uploadId: string) {
     const parts: CompletedPart[] = [];
     let partBytes = 0;
     let marker: string | undefined;
-    while (uploadId) {
+    for (;;) {
       const res = await this.send<ListPartsCommandOutput>(
         new ListPartsCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }),
         'ListParts',
@@ -658,10 +677,9 @@ export class S3Driver implements StorageDriver {
         parts.push({ PartNumber: p.PartNumber, ETag: p.ETag });
         partBytes += p.Size ?? 0;
       }
-      if (!res.IsTruncated) break;
+      if (!res.IsTruncated) return { parts, partBytes };
       marker = res.NextPartNumberMarker;
     }
-    return { uploadId, parts, partBytes };
   }
 
   /**

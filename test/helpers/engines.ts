@@ -1,9 +1,11 @@
 // A private containerd + Docker engine for one test file, started by the
 // test/fixtures/engines script under a short temp dir and stopped by PID.
 import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { mustRun, run, startTarget, type Target } from './clients';
+import type { Test } from 'tap';
+import { inCI, mustRun, run, startTarget, type Target } from './clients';
 import { plainTempDir } from './images';
 
 /** The fixture lives in the source tree; tests run from dist/test/helpers. */
@@ -78,6 +80,37 @@ export async function startEngines(opts: { docker?: boolean } = {}): Promise<Eng
  * proxy's), for the Dockerfile's EXTRA_CA_CERTS build argument: npm inside a build must
  * trust them too. Empty when there are none.
  */
+/**
+ * For tests that build and run images: why they cannot run here ('' when they
+ * can: root, and these programs installed) and the tap skip for that, which is
+ * never taken under CI=true (there the test runs and fails).
+ */
+export function imageTestNeeds(programs: string[]): { unmet: string; skip: string | false } {
+  const missing = programs.filter((b) => spawnSync('sh', ['-c', `command -v ${b}`]).status !== 0);
+  const unmet = process.getuid?.() !== 0 ? 'needs root (dockerd, debootstrap)' : missing.length ? `not installed: ${missing.join(', ')}` : '';
+  return { unmet, skip: unmet && !inCI() ? unmet : false };
+}
+
+/** The environment for docker: the engine at DOCKER_HOST, or one started for this test and stopped at its end. */
+export async function dockerEnv(t: Test): Promise<NodeJS.ProcessEnv> {
+  if (process.env.DOCKER_HOST) return { ...process.env };
+  const engines = await startEngines();
+  t.teardown(() => engines.stop());
+  return engines.env;
+}
+
+/** Import a one-file image as `ref` (in folder `work`), push it, remove it and pull it back: its image id before and after. */
+export async function dockerPushPull(docker: (...args: string[]) => Promise<string>, work: string, ref: string): Promise<{ pushed: string; pulled: string }> {
+  fs.writeFileSync(path.join(work, 'hello.txt'), `hello ${crypto.randomUUID()}\n`);
+  await mustRun('tar', ['-C', work, '-cf', path.join(work, 'hello.tar'), 'hello.txt']);
+  await docker('import', path.join(work, 'hello.tar'), ref);
+  const pushed = await docker('image', 'inspect', '-f', '{{.Id}}', ref);
+  await docker('push', ref);
+  await docker('rmi', ref);
+  await docker('pull', ref);
+  return { pushed, pulled: await docker('image', 'inspect', '-f', '{{.Id}}', ref) };
+}
+
 export function localCACerts(dir = '/usr/local/share/ca-certificates'): string {
   if (!fs.existsSync(dir)) return '';
   return fs.readdirSync(dir).filter((f) => f.endsWith('.crt')).map((f) => fs.readFileSync(path.join(dir, f), 'utf8')).join('\n');
