@@ -106,6 +106,7 @@ export class S3Driver implements StorageDriver {
   readonly prefix: string;
   readonly chunkSize: number;
   readonly maxParts: number;
+  readonly partBuffers: PartBuffers;
   private readonly copyThreshold: number;
   private readonly copyChunkSize: number;
   private readonly copyConcurrency: number;
@@ -128,6 +129,8 @@ export class S3Driver implements StorageDriver {
     this.chunkSize = opts.chunksize ?? 2 * MIN_CHUNK_SIZE;
     if (this.chunkSize < MIN_CHUNK_SIZE) throw new Error(`storage.s3.chunksize must be at least ${MIN_CHUNK_SIZE} bytes`);
     this.maxParts = opts.maxuploadparts ?? MAX_PARTS;
+    // what one upload uses at once: a part filling, PARTS_IN_FLIGHT sending
+    this.partBuffers = new PartBuffers((1 + PARTS_IN_FLIGHT) * this.chunkSize, MIN_CHUNK_SIZE);
     if (this.maxParts < 1 || this.maxParts > MAX_PARTS) throw new Error(`storage.s3.maxuploadparts must be 1..${MAX_PARTS}`);
     this.copyThreshold = opts.multipartcopythresholdsize ?? 32 * MiB;
     this.copyChunkSize = opts.multipartcopychunksize ?? 32 * MiB;
@@ -802,7 +805,6 @@ class S3Writer implements FileWriter {
   private used = 0;
   private done = false;
   private inflight: Promise<void>[] = [];
-  private spare: Buffer[] = [];
 
   constructor(
     private readonly d: S3Driver,
@@ -828,8 +830,9 @@ class S3Writer implements FileWriter {
     const need = this.used + end - start;
     if (need > this.buf.length) {
       const cap = Math.max(need, Math.min(this.d.partSize(this.parts.length + 1), Math.max(64 * 1024, this.buf.length * 2)));
-      const grown = Buffer.allocUnsafe(cap);
+      const grown = this.d.partBuffers.take(need) ?? Buffer.allocUnsafe(cap);
       this.buf.copy(grown, 0, 0, this.used);
+      this.d.partBuffers.give(this.buf);
       this.buf = grown;
     }
     src.copy(this.buf, this.used, start, end);
@@ -837,7 +840,7 @@ class S3Writer implements FileWriter {
   }
 
   async write(chunk: Buffer): Promise<void> {
-    if (this.done) throw new Error('writer already committed or cancelled');
+    if (this.done) throw new Error('writer already closed, committed or cancelled');
     let off = 0;
     while (off < chunk.length) {
       const room = this.d.partSize(this.parts.length + 1) - this.used;
@@ -863,16 +866,21 @@ class S3Writer implements FileWriter {
     this.parts.push({ PartNumber: n });
     this.partBytes += this.used;
     const next = refill ? this.d.partSize(n + 1) : 0;
-    const spare = this.spare.pop();
-    this.buf = spare && spare.length >= next ? spare : Buffer.allocUnsafe(next);
+    this.buf = (next && this.d.partBuffers.take(next)) || Buffer.allocUnsafe(next);
     this.used = 0;
     const upload = this.d.uploadPart(this.key, this.uploadId, n, body).then((part) => {
       this.parts[slot] = part;
-      this.spare.push(full); // sent: reuse it rather than allocate a part per part
+      this.d.partBuffers.give(full); // sent: reuse it rather than allocate a part per part
     });
     upload.catch(() => undefined); // the error surfaces where it is awaited
     this.inflight.push(upload);
     if (this.inflight.length >= PARTS_IN_FLIGHT) await this.inflight.shift();
+  }
+
+  private release(): void {
+    this.d.partBuffers.give(this.buf);
+    this.used = 0;
+    this.buf = Buffer.alloc(0);
   }
 
   /** Wait for every part upload in flight (the first failure throws). */
@@ -891,17 +899,20 @@ class S3Writer implements FileWriter {
    */
   async close(): Promise<void> {
     if (this.atomic) throw new Error('an atomic writer ends with commit() or cancel()');
-    if (this.done || !this.dirty) return;
+    if (this.done) return;
+    this.done = true;
+    if (!this.dirty) return;
     if (this.used >= Math.max(MIN_CHUNK_SIZE, this.d.partSize(this.parts.length + 1) / 2) && this.parts.length + 1 < this.d.maxParts) {
       await this.flushPart(false);
     }
     await this.settle();
     await this.d.putTail(this.key, this.buf.subarray(0, this.used), this.partBytes, this.uploadId);
     this.dirty = false;
+    this.release();
   }
 
   async commit(): Promise<void> {
-    if (this.done) throw new Error('writer already committed or cancelled');
+    if (this.done) throw new Error('writer already closed, committed or cancelled');
     await this.settle();
     const rest = this.buf.subarray(0, this.used);
     if (!this.uploadId) {
@@ -914,18 +925,46 @@ class S3Writer implements FileWriter {
       await this.d.completeUpload(this.key, this.uploadId, this.parts);
     }
     this.partBytes += this.used;
-    this.used = 0;
-    this.buf = Buffer.alloc(0);
+    this.release();
     this.done = true;
   }
 
   async cancel(): Promise<void> {
     this.done = true;
     await this.settle().catch(() => undefined);
-    this.used = 0;
-    this.buf = Buffer.alloc(0);
+    this.release();
     if (!this.atomic) await this.d.cancelWrite(this.key);
     else if (this.uploadId) await this.d.abort(this.key, this.uploadId);
+  }
+}
+
+/**
+ * Part buffers kept for the next writer: every upload fills buffers of the
+ * part size, and dropping them after each blob leaves tens of MiB of garbage
+ * per push that the process holds until a collection runs. Keeps at most
+ * `limit` bytes; smaller buffers (the first part growing) are not kept.
+ */
+class PartBuffers {
+  private free: Buffer[] = [];
+  private bytes = 0;
+
+  constructor(
+    private readonly limit: number,
+    private readonly minimum: number,
+  ) {}
+
+  take(size: number): Buffer | undefined {
+    const i = this.free.findIndex((b) => b.length >= size);
+    if (i < 0) return undefined;
+    const [b] = this.free.splice(i, 1);
+    this.bytes -= b.length;
+    return b;
+  }
+
+  give(b: Buffer): void {
+    if (b.length < this.minimum || this.bytes + b.length > this.limit) return;
+    this.free.push(b);
+    this.bytes += b.length;
   }
 }
 
