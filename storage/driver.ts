@@ -16,7 +16,11 @@ export interface FileInfo {
  * a temporary key and move it into place.
  */
 export interface FileWriter {
-  /** Append a chunk; resolves when the driver has accepted it (backpressure). */
+  /**
+   * Append a chunk; resolves when the driver has accepted it (backpressure).
+   * As with a Node stream, the driver may still hold the chunk afterwards:
+   * the caller must not modify it.
+   */
   write(chunk: Buffer): Promise<void>;
   /** Bytes in the file so far, including what an earlier writer appended. */
   readonly size: number;

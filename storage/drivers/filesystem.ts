@@ -20,6 +20,8 @@ export interface FilesystemOptions {
 
 // Small appends are gathered into one write() of up to this many bytes.
 const WRITE_BATCH = 1 << 20;
+/** A background datasync starts each time a file grows past a multiple of this. */
+const SYNC_EVERY = 4 << 20;
 
 function notFound(e: unknown, p: string): never {
   if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') {
@@ -189,16 +191,30 @@ function upperBound(sorted: string[], key: string): number {
   return lo;
 }
 
+/**
+ * Appends in batches. One writev is in flight while the next batch fills, so
+ * receiving overlaps writing; and every SYNC_EVERY bytes a datasync starts in
+ * the background, so the disk writes back while the upload still streams and
+ * the fsync at commit has only the last stretch left to flush.
+ */
 class FilesystemWriter implements FileWriter {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private closed = false;
+  private writing: Promise<void> = Promise.resolve();
+  private syncing: Promise<void> = Promise.resolve();
+  private syncBusy = false;
+  /** Bytes of the file handed to writev (the size at open plus what this writer flushed). */
+  private flushedTo: number;
+  private failed: unknown;
 
   constructor(
     private readonly fh: fsp.FileHandle,
     private readonly file: string,
     public size: number,
-  ) {}
+  ) {
+    this.flushedTo = size;
+  }
 
   async write(chunk: Buffer): Promise<void> {
     if (this.closed) throw new Error('writer is closed');
@@ -211,10 +227,35 @@ class FilesystemWriter implements FileWriter {
   private async flush(): Promise<void> {
     if (!this.pendingBytes) return;
     const bufs = this.pending;
+    const bytes = this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
+    await this.writing; // in order, one at a time; a failed write throws here
     // writev takes at most IOV_MAX buffers; many tiny chunks are joined first.
-    await this.fh.writev(bufs.length > 256 ? [Buffer.concat(bufs)] : bufs);
+    const written = this.fh.writev(bufs.length > 256 ? [Buffer.concat(bufs)] : bufs).then(() => undefined);
+    written.catch(() => undefined); // surfaces where it is awaited
+    this.writing = written;
+    // By offsets in the file, so uploads sent in many PATCHes (a writer each) sync as often.
+    const crossed = Math.floor((this.flushedTo + bytes) / SYNC_EVERY) > Math.floor(this.flushedTo / SYNC_EVERY);
+    this.flushedTo += bytes;
+    if (crossed && !this.syncBusy) {
+      this.syncBusy = true;
+      this.syncing = written
+        .then(() => this.fh.datasync())
+        .catch((e) => {
+          this.failed ??= e;
+        })
+        .finally(() => {
+          this.syncBusy = false;
+        });
+    }
+  }
+
+  /** Wait for the write and the sync in flight; the first failure throws. */
+  private async settle(): Promise<void> {
+    await this.writing;
+    await this.syncing;
+    if (this.failed) throw this.failed;
   }
 
   async close(): Promise<void> {
@@ -222,13 +263,17 @@ class FilesystemWriter implements FileWriter {
     this.closed = true;
     try {
       await this.flush();
+      await this.settle();
     } finally {
+      await this.writing.catch(() => undefined);
+      await this.syncing;
       await this.fh.close();
     }
   }
 
   async commit(): Promise<void> {
     await this.flush();
+    await this.settle();
     await this.fh.sync();
     await this.close();
   }
@@ -236,7 +281,7 @@ class FilesystemWriter implements FileWriter {
   async cancel(): Promise<void> {
     this.pending = [];
     this.pendingBytes = 0;
-    await this.close();
+    await this.close().catch(() => undefined);
     await fsp.rm(this.file, { force: true });
   }
 }

@@ -317,15 +317,17 @@ export function driverSuite(name: string, opts: SuiteOptions): void {
   t.test(`${name}: large streaming write and read`, async (t) => {
     const p = `${dir()}/large`;
     const size = opts.largeSize ?? 48 * MiB;
-    const chunk = randomBytes(MiB);
+    const base = randomBytes(MiB);
     const hashIn = createHash('sha256');
     const rss0 = process.memoryUsage().rss;
     let peak = rss0;
     const t0 = Date.now();
     const w = await d.writer(p, false);
-    for (let o = 0; o < size; o += chunk.length) {
-      // Vary the data so a driver that repeats a chunk would be caught.
-      chunk.writeUInt32BE(o / chunk.length, 0);
+    for (let o = 0; o < size; o += MiB) {
+      // Vary the data so a driver that repeats a chunk would be caught (a new
+      // buffer each time: a writer may hold on to what it was given).
+      const chunk = Buffer.from(base);
+      chunk.writeUInt32BE(o / MiB, 0);
       hashIn.update(chunk);
       await w.write(chunk);
       peak = Math.max(peak, process.memoryUsage().rss);
