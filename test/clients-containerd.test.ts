@@ -3,8 +3,8 @@
 // so digests must survive a pull and a push unchanged.
 import t from 'tap';
 import { getManifest, mustRun, needClients, type Target } from './helpers/clients';
-import { startTargetAndEngines, type Engines } from './helpers/engines';
-import { buildTestImages, type TestImages } from './helpers/images';
+import { clientFixture, type ClientFixture, type Engines } from './helpers/engines';
+import type { TestImages } from './helpers/images';
 
 const bins = needClients(t, ['containerd', 'ctr', 'skopeo', 'curl']);
 if (bins) {
@@ -27,15 +27,7 @@ if (bins) {
     return row?.split(/\s+/).find((f) => f.startsWith('sha256:'));
   };
 
-  t.before(async () => {
-    ({ reg, engines } = await startTargetAndEngines({ docker: false }));
-    imgs = buildTestImages();
-    t.comment(`registry under test: ${reg.kind} at ${reg.host}`);
-  });
-  t.teardown(async () => {
-    await Promise.all([reg?.stop(), engines?.stop()]);
-    imgs?.cleanup();
-  });
+  clientFixture(t, { engines: { docker: false } }, (f) => ({ reg, imgs, engines } = f as Required<ClientFixture>));
 
   t.test('ctr pull and push keep the digest', async (t) => {
     await seed(imgs.app.ref, 'ctr/app:1');

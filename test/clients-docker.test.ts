@@ -7,9 +7,9 @@ import t from 'tap';
 import { addUser, TEST_POLICY, writeKey } from './helpers/auth';
 import { startBerth } from './helpers/berth';
 import { copiesOnDisk, getManifest, mustRun, needClients, run, type Target } from './helpers/clients';
-import { startTargetAndEngines, type Engines } from './helpers/engines';
+import { clientFixture, type ClientFixture, type Engines } from './helpers/engines';
 import { freePort } from './helpers/process';
-import { buildTestImages, plainTempDir, type TestImage, type TestImages } from './helpers/images';
+import { plainTempDir, type TestImage, type TestImages } from './helpers/images';
 
 interface Manifest {
   config: { digest: string };
@@ -45,16 +45,7 @@ if (bins) {
   };
   const count = (out: string, re: RegExp) => out.split('\n').filter((l) => re.test(l)).length;
 
-  t.before(async () => {
-    ({ reg, engines } = await startTargetAndEngines());
-    imgs = buildTestImages();
-    t.comment(`registry under test: ${reg.kind} at ${reg.host}`);
-  });
-  t.teardown(async () => {
-    await Promise.all([reg?.stop(), engines?.stop()]);
-    imgs?.cleanup();
-    fs.rmSync(scratch, { recursive: true, force: true });
-  });
+  clientFixture(t, { engines: {}, scratch }, (f) => ({ reg, imgs, engines } = f as Required<ClientFixture>));
 
   t.test('docker load of a skopeo docker-archive', async (t) => {
     const out = await load(imgs.app, 'berth/app:1');

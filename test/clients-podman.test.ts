@@ -4,8 +4,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { containersStorageArgs, getManifest, mustRun, needClients, privatePodman, startTarget, type Target } from './helpers/clients';
-import { buildTestImages, plainTempDir, type TestImages } from './helpers/images';
+import { containersStorageArgs, getManifest, mustRun, needClients, privatePodman, type Target } from './helpers/clients';
+import { clientFixture } from './helpers/engines';
+import { plainTempDir, type TestImages } from './helpers/images';
 
 const bins = needClients(t, ['podman', 'buildah', 'skopeo']);
 if (bins) {
@@ -20,16 +21,7 @@ if (bins) {
     return (JSON.parse(m.body.toString()) as { config: { digest: string } }).config.digest;
   };
 
-  t.before(async () => {
-    reg = await startTarget();
-    imgs = buildTestImages();
-    t.comment(`registry under test: ${reg.kind} at ${reg.host}`);
-  });
-  t.teardown(async () => {
-    await reg?.stop();
-    imgs?.cleanup();
-    fs.rmSync(scratch, { recursive: true, force: true });
-  });
+  clientFixture(t, { scratch }, (f) => ({ reg, imgs } = f));
 
   t.test('podman push and pull', async (t) => {
     await podman(['pull', imgs.app.ref]);

@@ -3,7 +3,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { copiesOnDisk, getManifest, mustRun, needClients, run, startTarget, type Target } from './helpers/clients';
+import { copiesOnDisk, getManifest, mustRun, needClients, run, type Target } from './helpers/clients';
+import { clientFixture } from './helpers/engines';
 import { buildTestImages, layoutRef, plainTempDir, type TestImages } from './helpers/images';
 
 const bins = needClients(t, ['skopeo']);
@@ -18,16 +19,7 @@ if (bins) {
     mustRun(skopeo, ['copy', '--preserve-digests', '--src-tls-verify=false', ...extra, `docker://${reg.host}/${repoTag}`, dest]);
   const blobsIn = (dir: string) => fs.readdirSync(path.join(dir, 'blobs', 'sha256')).map((h) => `sha256:${h}`).sort();
 
-  t.before(async () => {
-    reg = await startTarget();
-    imgs = buildTestImages();
-    t.comment(`registry under test: ${reg.kind} at ${reg.host}`);
-  });
-  t.teardown(async () => {
-    await reg?.stop();
-    imgs?.cleanup();
-    fs.rmSync(scratch, { recursive: true, force: true });
-  });
+  clientFixture(t, { scratch }, (f) => ({ reg, imgs } = f));
 
   t.test('copy to the registry and back keeps every digest', async (t) => {
     await push(imgs.app.ref, 'skopeo/app:1');

@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { startBerth, tempDir } from './helpers/berth';
 import { pushBlob, pushImage, scrape, sha256, waitFor } from './helpers/ops-client';
 
@@ -42,18 +42,25 @@ async function receiver(t: { teardown(fn: () => void): void }) {
   return { state, url, events };
 }
 
-function writeConfig(yaml: string): string {
+/** berth with this config file (YAML), removed with its store when the test ends. */
+async function berthWith(t: Test, yaml: string, env?: Record<string, string>) {
   const dir = tempDir('berth-conf-');
-  const file = path.join(dir, 'config.yml');
-  fs.writeFileSync(file, yaml);
-  return file;
+  const config = path.join(dir, 'config.yml');
+  fs.writeFileSync(config, yaml);
+  const b = await startBerth({ config, env });
+  t.teardown(async () => {
+    await b.kill();
+    fs.rmSync(b.root, { recursive: true, force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return b;
 }
 
 t.test('push, pull, mount and delete events in distribution format', async (t) => {
   const good = await receiver(t);
   const stuck = await receiver(t);
   stuck.state.mode = 'hang';
-  const config = writeConfig(`
+  const b = await berthWith(t, `
 notifications:
   endpoints:
     - name: good
@@ -75,12 +82,6 @@ notifications:
       disabled: true
       url: ${good.url}/off
 `);
-  const b = await startBerth({ config });
-  t.teardown(async () => {
-    await b.kill();
-    fs.rmSync(b.root, { recursive: true, force: true });
-    fs.rmSync(path.dirname(config), { recursive: true, force: true });
-  });
 
   const began = Date.now();
   const img = await pushImage(b.url, 'hooks/app', 'v1');
@@ -150,7 +151,7 @@ notifications:
 t.test('a receiver that fails for a while gets every queued event after it recovers; overflow is counted', async (t) => {
   const flaky = await receiver(t);
   flaky.state.mode = 'fail';
-  const config = writeConfig(`
+  const b = await berthWith(t, `
 notifications:
   endpoints:
     - name: flaky
@@ -159,13 +160,7 @@ notifications:
       threshold: 1
       backoff: 100ms
       queuesize: 4
-`);
-  const b = await startBerth({ config, env: { REGISTRY_LOG_LEVEL: 'info' } });
-  t.teardown(async () => {
-    await b.kill();
-    fs.rmSync(b.root, { recursive: true, force: true });
-    fs.rmSync(path.dirname(config), { recursive: true, force: true });
-  });
+`, { REGISTRY_LOG_LEVEL: 'info' });
   const metric = async (name: string) => (await scrape(`${b.url}/metrics`)).get(`${name}{endpoint="flaky"}`) ?? 0;
   const blobs = async (n: number) => {
     const out: string[] = [];
@@ -208,7 +203,7 @@ notifications:
 t.test('events still queued at shutdown are delivered during the drain', async (t) => {
   const late = await receiver(t);
   late.state.mode = 'fail';
-  const config = writeConfig(`
+  const b = await berthWith(t, `
 notifications:
   endpoints:
     - name: late
@@ -216,12 +211,6 @@ notifications:
       threshold: 1
       backoff: 10s
 `);
-  const b = await startBerth({ config });
-  t.teardown(async () => {
-    await b.kill();
-    fs.rmSync(b.root, { recursive: true, force: true });
-    fs.rmSync(path.dirname(config), { recursive: true, force: true });
-  });
   const d = await pushBlob(b.url, 'late/app', Buffer.from('late'));
   t.equal(d, sha256('late'));
   await waitFor('a failed attempt', () => late.state.failed >= 1);

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Test } from 'tap';
 import { inCI, mustRun, run, startTarget, type Target } from './clients';
-import { plainTempDir } from './images';
+import { buildTestImages, plainTempDir, type TestImages } from './images';
 
 /** The fixture lives in the source tree; tests run from dist/test/helpers. */
 export const ENGINES_SCRIPT = path.resolve(__dirname, '../../../test/fixtures/engines');
@@ -114,6 +114,37 @@ export async function dockerPushPull(docker: (...args: string[]) => Promise<stri
 export function localCACerts(dir = '/usr/local/share/ca-certificates'): string {
   if (!fs.existsSync(dir)) return '';
   return fs.readdirSync(dir).filter((f) => f.endsWith('.crt')).map((f) => fs.readFileSync(path.join(dir, f), 'utf8')).join('\n');
+}
+
+export interface ClientFixture {
+  reg: Target;
+  imgs: TestImages;
+  /** Only when asked for. */
+  engines?: Engines;
+}
+
+/**
+ * The set-up every client test file shares: before its tests, the registry
+ * under test (and the engines, when asked) and the test images; after them,
+ * everything stopped and removed, `scratch` included. `ready` receives them.
+ */
+export function clientFixture(
+  t: Test,
+  opts: { engines?: { docker?: boolean }; scratch?: string },
+  ready: (f: ClientFixture) => void,
+): void {
+  let f: Partial<ClientFixture> = {};
+  t.before(async () => {
+    f = opts.engines ? await startTargetAndEngines(opts.engines) : { reg: await startTarget() };
+    f.imgs = buildTestImages();
+    t.comment(`registry under test: ${f.reg!.kind} at ${f.reg!.host}`);
+    ready(f as ClientFixture);
+  });
+  t.teardown(async () => {
+    await Promise.all([f.reg?.stop(), f.engines?.stop()]);
+    f.imgs?.cleanup();
+    if (opts.scratch) fs.rmSync(opts.scratch, { recursive: true, force: true });
+  });
 }
 
 /**
