@@ -12,7 +12,7 @@ import { checkName, checkTag, isValidName } from './names';
 import { paths } from './paths';
 import { mapLimit } from './pool';
 import { isRepository, listOrEmpty, repositoryNames } from './repositories';
-import { UploadManager } from './uploads';
+import { removedWhileWritten, UploadManager } from './uploads';
 
 export interface StoreOptions {
   deleteEnabled: boolean;
@@ -270,7 +270,11 @@ export class ContentStore {
     let placed = false;
     const place = async () => {
       if (typeof data === 'string') await this.driver.move(data, paths.blobData(d));
-      else await data.commit();
+      else {
+        await data.commit().catch((e) => {
+          throw removedWhileWritten(e);
+        });
+      }
       placed = true;
     };
     try {

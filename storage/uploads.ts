@@ -37,6 +37,11 @@ export interface BlobSink {
   directWriter(d: Digest): Promise<FileWriter | undefined>;
 }
 
+/** A direct write that a collector's sweep of the same blob aborted. */
+export function removedWhileWritten(e: unknown): unknown {
+  return isNotFound(e) ? err('BLOB_UPLOAD_INVALID', 'the blob was removed while it was written; upload it again') : e;
+}
+
 export class UploadManager {
   private readonly hashes = new LRUCache<string, RunningHash>({ max: 10_000 });
   // Serialises requests on one upload within this process.
@@ -163,7 +168,7 @@ export class UploadManager {
     } catch (e) {
       // Nothing of a failed direct write is kept: the client starts the PUT over.
       await w.cancel().catch(() => undefined);
-      throw e;
+      throw removedWhileWritten(e);
     }
     const actual = `sha256:${hash.digest('hex')}`;
     if (actual !== d.value) {

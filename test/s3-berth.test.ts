@@ -140,6 +140,40 @@ t.test('a monolithic PUT writes the blob in place (no copy); a wrong digest leav
   t.equal(absent.status, 404, 'and nothing of it is visible');
 });
 
+t.test('a collector removing a blob while a monolithic PUT of it streams: a JSON 400, not a 500, and the blob is gone', async (t) => {
+  const a = await replica('/swept', { REGISTRY_STORAGE_REDIRECT_DISABLE: 'true' });
+  const probe = new S3Driver(s3.options({ rootdirectory: '/swept' }));
+  t.teardown(() => probe.close());
+  const blob = randomBytes(12 * MiB);
+  const hex = digestOf(blob).slice(7);
+  const blobDir = `/docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}`;
+  const loc = new URL(a.url + (await startUpload(a.url, 'swept/app')));
+  loc.searchParams.set('digest', digestOf(blob));
+  const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = http.request(loc, { method: 'PUT', headers: { 'content-type': 'application/octet-stream', 'content-length': blob.length } }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    // the answer may come while the body is still being sent (the server stops at the failed part)
+    req.on('error', (e) => setTimeout(() => reject(e), 200));
+    req.write(blob.subarray(0, 7 * MiB));
+    // once the direct write has a part at the blob's key, sweep it as a collector would
+    (async () => {
+      for (let i = 0; i < 100 && !(await probe.uploadsOf(probe.key(`${blobDir}/data`), true)).length; i++) await new Promise((r) => setTimeout(r, 50));
+      await probe.delete(blobDir);
+      req.end(blob.subarray(7 * MiB));
+    })().catch(reject);
+  });
+  const res = await answer;
+  t.equal(res.status, 400, 'refused, not a 500');
+  t.equal(JSON.parse(res.body).errors[0].code, 'BLOB_UPLOAD_INVALID', res.body);
+  const head = await fetch(`${a.url}/v2/swept/app/blobs/${digestOf(blob)}`, { method: 'HEAD' });
+  t.equal(head.status, 404, 'nothing half-written is visible');
+  const again = await finish(a.url, await startUpload(a.url, 'swept/app'), digestOf(blob), blob);
+  t.equal(again.status, 201, 'pushing it again works');
+});
+
 t.test('a replica killed mid-upload: the upload continues on another', async (t) => {
   const a = await replica('/killed');
   const b = await replica('/killed', { REGISTRY_STORAGE_REDIRECT_DISABLE: 'true' });

@@ -168,8 +168,8 @@ export class S3Driver implements StorageDriver {
       requestHandler: {
         connectionTimeout: opts.connecttimeout ?? 5000,
         socketTimeout: opts.idletimeout ?? 30_000,
-        httpAgent: new http.Agent(agentOpts),
-        httpsAgent: new https.Agent({ ...agentOpts, rejectUnauthorized: !opts.skipverify }),
+        httpAgent: quietSockets(new http.Agent(agentOpts)),
+        httpsAgent: quietSockets(new https.Agent({ ...agentOpts, rejectUnauthorized: !opts.skipverify })),
       },
     });
     // DeleteObjects requires an integrity header; many S3-compatible stores
@@ -868,13 +868,23 @@ class S3Writer implements FileWriter {
     const next = refill ? this.d.partSize(n + 1) : 0;
     this.buf = (next && this.d.partBuffers.take(next)) || Buffer.allocUnsafe(next);
     this.used = 0;
-    const upload = this.d.uploadPart(this.key, this.uploadId, n, body).then((part) => {
-      this.parts[slot] = part;
-      this.d.partBuffers.give(full); // sent: reuse it rather than allocate a part per part
-    });
+    const upload = this.d.uploadPart(this.key, this.uploadId, n, body).then(
+      (part) => {
+        this.parts[slot] = part;
+        this.d.partBuffers.give(full); // sent: reuse it rather than allocate a part per part
+      },
+      (err) => {
+        throw this.gone(err);
+      },
+    );
     upload.catch(() => undefined); // the error surfaces where it is awaited
     this.inflight.push(upload);
     if (this.inflight.length >= PARTS_IN_FLIGHT) await this.inflight.shift();
+  }
+
+  /** The multipart upload was aborted under the writer (a delete of its tree): PathNotFoundError. */
+  private gone(err: unknown): unknown {
+    return isMissing(err) ? new PathNotFoundError(this.key) : err;
   }
 
   private release(): void {
@@ -918,11 +928,15 @@ class S3Writer implements FileWriter {
     if (!this.uploadId) {
       await this.d.putFinal(this.key, rest);
     } else {
-      if (rest.length || !this.parts.length) {
-        if (this.parts.length >= this.d.maxParts) throw new Error(`S3 upload of ${this.key} exceeds ${this.d.maxParts} parts`);
-        this.parts.push(await this.d.uploadPart(this.key, this.uploadId, this.parts.length + 1, rest));
+      try {
+        if (rest.length || !this.parts.length) {
+          if (this.parts.length >= this.d.maxParts) throw new Error(`S3 upload of ${this.key} exceeds ${this.d.maxParts} parts`);
+          this.parts.push(await this.d.uploadPart(this.key, this.uploadId, this.parts.length + 1, rest));
+        }
+        await this.d.completeUpload(this.key, this.uploadId, this.parts);
+      } catch (err) {
+        throw this.gone(err);
       }
-      await this.d.completeUpload(this.key, this.uploadId, this.parts);
     }
     this.partBytes += this.used;
     this.release();
@@ -936,6 +950,22 @@ class S3Writer implements FileWriter {
     if (!this.atomic) await this.d.cancelWrite(this.key);
     else if (this.uploadId) await this.d.abort(this.key, this.uploadId);
   }
+}
+
+/**
+ * The agent's sockets get an 'error' listener of their own. A store that
+ * answers early and closes while a part is still being sent (a 404 for an
+ * aborted multipart upload) makes the pending write fail with EPIPE after the
+ * request has let go of its socket; with no listener that 'error' event would
+ * end the process. The request itself has already failed or been answered.
+ */
+function quietSockets<A extends http.Agent>(agent: A): A {
+  const create = agent.createConnection.bind(agent);
+  agent.createConnection = (options, callback) => {
+    const socket = create(options, callback && ((err, s) => callback(err, s?.on('error', () => undefined))));
+    return socket?.on('error', () => undefined);
+  };
+  return agent;
 }
 
 /**
