@@ -179,21 +179,7 @@ function s3Backend(): Backend {
               })
             : await startDistribution({
                 root: scratch,
-                // distribution 2.8.2's s3 driver uses path-style URLs whenever regionendpoint is set.
-                storageYaml: [
-                  '  s3:',
-                  `    accesskey: ${s3.accessKey}`,
-                  `    secretkey: ${s3.secretKey}`,
-                  `    region: ${s3.region}`,
-                  `    regionendpoint: ${s3.endpoint}`,
-                  `    bucket: ${s3.bucket}`,
-                  `    rootdirectory: ${root}`,
-                  '    secure: false',
-                  '    v4auth: true',
-                  `    chunksize: ${CHUNK_SIZE}`,
-                  '  redirect:',
-                  '    disable: true',
-                ].join('\n'),
+                storageYaml: s3.distributionStorage(root, [`    chunksize: ${CHUNK_SIZE}`]),
               });
         return Object.assign(m, { cleanup });
       } catch (err) {

@@ -181,7 +181,6 @@ export class ContentStore {
     return (await this.blobExistsFresh(d)) ? this.blobSizes.get(d.value) : undefined;
   }
 
-
   /** The blob as repository `repo` sees it; BLOB_UNKNOWN unless the repository links it. */
   async statBlob(repo: string, digest: string): Promise<BlobInfo> {
     checkName(repo);

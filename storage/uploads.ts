@@ -127,7 +127,7 @@ export class UploadManager {
     return this.locked(id, async () => {
       const w = await this.open(repo, id, start);
       const size = w.size;
-      const written = await this.write(w, id, size, body, false, length);
+      const written = await this.write(w, id, body, false, length);
       return { id, size: size + written };
     });
   }
@@ -145,7 +145,7 @@ export class UploadManager {
         await w.close();
         return this.completeDirect(repo, id, d, direct, body!, length);
       }
-      const written = body ? await this.write(w, id, size, body, true, length) : (await w.commit(), 0);
+      const written = body ? await this.write(w, id, body, true, length) : (await w.commit(), 0);
       const total = size + written;
       const actual = await this.digestOf(repo, id, d.algorithm, total);
       if (actual !== d.value) {
@@ -221,8 +221,9 @@ export class UploadManager {
     }
   }
 
-  /** Stream chunks to the upload's data (w, opened at offset) while hashing; returns bytes written. */
-  private async write(w: FileWriter, id: string, offset: number, body: Chunks, commit: boolean, length?: number): Promise<number> {
+  /** Stream chunks to the upload's data (w, opened for appending) while hashing; returns bytes written. */
+  private async write(w: FileWriter, id: string, body: Chunks, commit: boolean, length?: number): Promise<number> {
+    const offset = w.size;
     let h = this.hashes.get(id);
     if (h && h.offset !== offset) h = undefined;
     this.hashes.delete(id);

@@ -258,20 +258,8 @@ t.test('store unreachable or stalled: 503 with a JSON error, readiness says so, 
 t.test('distribution 2.8.2 and berth serve one bucket', { skip: !haveDistribution() && !process.env.CI && 'docker-registry not installed' }, async (t) => {
   const root = '/shared-with-distribution';
   const berth = await replica(root, { REGISTRY_STORAGE_REDIRECT_DISABLE: 'true' });
-  // distribution 2.8.2's s3 driver uses path-style URLs whenever regionendpoint is set.
   const dist = await startDistribution({
-    storageYaml: [
-      '  s3:',
-      `    region: ${s3.region}`,
-      `    bucket: ${s3.bucket}`,
-      `    regionendpoint: ${s3.endpoint}`,
-      `    accesskey: ${s3.accessKey}`,
-      `    secretkey: ${s3.secretKey}`,
-      '    secure: false',
-      `    rootdirectory: ${root}`,
-      '  redirect:',
-      '    disable: true',
-    ].join('\n'),
+    storageYaml: s3.distributionStorage(root),
   });
   t.teardown(() => dist.stop());
   const fromBerth = await pushImage(berth.url, 'pushed/by-berth', 'v1', randomBlob(200), [randomBlob(6 * MiB + 1)]);

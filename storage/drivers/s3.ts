@@ -960,11 +960,9 @@ class S3Writer implements FileWriter {
  * end the process. The request itself has already failed or been answered.
  */
 function quietSockets<A extends http.Agent>(agent: A): A {
+  // http and https agents return the socket they create (no callback path)
   const create = agent.createConnection.bind(agent);
-  agent.createConnection = (options, callback) => {
-    const socket = create(options, callback && ((err, s) => callback(err, s?.on('error', () => undefined))));
-    return socket?.on('error', () => undefined);
-  };
+  agent.createConnection = (options, callback) => create(options, callback)?.on('error', () => undefined);
   return agent;
 }
 

@@ -23,6 +23,8 @@ export interface S3Server {
   options(extra?: Partial<S3DriverOptions>): S3DriverOptions;
   /** REGISTRY_STORAGE_S3_* variables that point berth at this endpoint. */
   env(extra?: Record<string, string>): Record<string, string>;
+  /** distribution 2.8.2's `storage:` entries (s3 under `root`, redirects off) for this endpoint; `extra` lines go under s3. */
+  distributionStorage(root: string, extra?: string[]): string;
   /** Stop only the S3 front end (the proxy): the store becomes unreachable. */
   stopProxy(): Promise<void>;
   /** Start it again on the same port and data. */
@@ -99,6 +101,22 @@ export async function startS3(opts: { bucket?: string } = {}): Promise<S3Server>
       REGISTRY_STORAGE_S3_SECRETKEY: s3.secretKey,
       ...extra,
     }),
+    // its s3 driver uses path-style URLs whenever regionendpoint is set
+    distributionStorage: (root, extra = []) =>
+      [
+        '  s3:',
+        `    accesskey: ${s3.accessKey}`,
+        `    secretkey: ${s3.secretKey}`,
+        `    region: ${s3.region}`,
+        `    regionendpoint: ${s3.endpoint}`,
+        `    bucket: ${s3.bucket}`,
+        `    rootdirectory: ${root}`,
+        '    secure: false',
+        '    v4auth: true',
+        ...extra,
+        '  redirect:',
+        '    disable: true',
+      ].join('\n'),
     async stopProxy() {
       await run(S3_SERVER, ['stop', '--data', dataDir, '--only', 'proxy']);
     },
