@@ -11,6 +11,7 @@ import type { Logger } from './log';
 import type { Metrics } from './metrics';
 import type { Notifier } from './notifications';
 import { observe } from './observe';
+import { sendfile } from './sendfile';
 import { USAGE_PATH, usageRouter } from './maintenance';
 import { base } from './routes/base';
 import { blobs } from './routes/blobs';
@@ -50,6 +51,7 @@ export function createApp(opts: AppOptions): Koa<State> {
 
   const metricsPath = opts.config.http.debug.prometheus.path;
   const serveMetrics = opts.metrics && opts.serveMetrics !== false;
+  app.use(sendfile(opts.config.berth.sendfile));
   app.use(
     observe({
       logger,

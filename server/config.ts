@@ -147,6 +147,8 @@ export const SCHEMA: Record<string, Field> = {
     // How long tag and link lookups are trusted before re-reading the store (other replicas may change them).
     linkcachettl: dur('1s'),
     manifestcachesize: int(64 * 1024 * 1024, 0),
+    // Blob GETs from the filesystem leave with sendfile(2) when the addon of server/native is built.
+    sendfile: bool(true),
     // Online garbage collection (storage/GC.md): `berth gc` reads these too; flags override.
     gc: obj({
       enabled: bool(false), // scheduled runs inside `serve` (one collector across replicas: a lease in the store)
@@ -211,6 +213,7 @@ export interface Config {
   berth: {
     linkcachettl: number;
     manifestcachesize: number;
+    sendfile: boolean;
     gc: {
       enabled: boolean;
       interval: number;

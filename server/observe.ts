@@ -24,6 +24,14 @@ export interface ObserveOptions {
 // Ids from clients are echoed in headers and logs: only plain tokens.
 const CLIENT_ID = /^[\w.:-]{1,128}$/;
 
+const counters = new WeakMap<http.ServerResponse, { in: number; out: number }>();
+
+/** Body bytes a response sent past res.write (sendfile). */
+export function countBytesOut(res: http.ServerResponse, bytes: number): void {
+  const n = counters.get(res);
+  if (n) n.out += bytes;
+}
+
 /**
  * Body bytes actually received and sent. Handlers read the request with
  * for-await and Koa streams responses through res.write/end, so wrapping those
@@ -32,6 +40,7 @@ const CLIENT_ID = /^[\w.:-]{1,128}$/;
  */
 function countBytes(req: http.IncomingMessage, res: http.ServerResponse): { in: number; out: number } {
   const n = { in: 0, out: 0 };
+  counters.set(res, n);
   const iterate = req[Symbol.asyncIterator].bind(req);
   req[Symbol.asyncIterator] = async function* () {
     for await (const chunk of iterate()) {

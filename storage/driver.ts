@@ -46,7 +46,10 @@ export interface StorageDriver {
   getContent(path: string): Promise<Buffer>;
   /** Atomically replace the content at path (readers see old or new, never partial). */
   putContent(path: string, content: Buffer): Promise<void>;
-  /** Stream [offset, end) of a file; end defaults to the file's size. */
+  /**
+   * Stream [offset, end) of a file; end defaults to the file's size. A backend
+   * of local files may attach the open descriptor (see localFile).
+   */
   reader(path: string, offset?: number, end?: number): Promise<Readable>;
   /** A writer for path; append=true continues a file an earlier writer closed. */
   writer(path: string, append: boolean): Promise<FileWriter>;
@@ -86,6 +89,28 @@ export interface StorageDriver {
   healthCheck(): Promise<void>;
   /** Release connections, timers. */
   close(): Promise<void>;
+}
+
+/**
+ * The local file behind a reader: the stream reads [start, end) of fd. A
+ * transport that can copy file to socket inside the kernel (sendfile) may send
+ * that range itself instead of reading the stream; either way whoever holds
+ * the stream destroys it at the end, which closes fd.
+ */
+export interface LocalFileRange {
+  fd: number;
+  start: number;
+  end: number;
+}
+
+const LOCAL_FILE = Symbol('berth.localFile');
+
+export function withLocalFile<T extends Readable>(stream: T, range: LocalFileRange): T {
+  return Object.assign(stream, { [LOCAL_FILE]: range });
+}
+
+export function localFile(stream: unknown): LocalFileRange | undefined {
+  return (stream as { [LOCAL_FILE]?: LocalFileRange } | null)?.[LOCAL_FILE];
 }
 
 /** The path does not exist. */

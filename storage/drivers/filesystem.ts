@@ -12,6 +12,7 @@ import {
   type FileWriter,
   type ListPage,
   type StorageDriver,
+  withLocalFile,
 } from '../driver';
 
 export interface FilesystemOptions {
@@ -74,18 +75,27 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   async reader(p: string, offset = 0, end?: number): Promise<Readable> {
-    const file = this.full(p);
-    let size: number;
+    let fh: fsp.FileHandle;
     try {
-      size = (await fsp.stat(file)).size;
+      fh = await fsp.open(this.full(p), 'r');
     } catch (e) {
       notFound(e, p);
     }
-    const stop = end ?? size;
-    if (offset < 0 || offset > size || stop > size || stop < offset) throw new InvalidOffsetError(p, offset);
-    // Node 20 rejects end: -1, so an empty range is an empty stream.
-    if (stop === offset) return Readable.from([]);
-    return fs.createReadStream(file, { start: offset, end: stop - 1, highWaterMark: 256 * 1024 });
+    try {
+      const size = (await fh.stat()).size;
+      const stop = end ?? size;
+      if (offset < 0 || offset > size || stop > size || stop < offset) throw new InvalidOffsetError(p, offset);
+      // Node 20 rejects end: -1, so an empty range is an empty stream.
+      if (stop === offset) {
+        await fh.close();
+        return Readable.from([]);
+      }
+      const stream = fh.createReadStream({ start: offset, end: stop - 1, highWaterMark: 256 * 1024 });
+      return withLocalFile(stream, { fd: fh.fd, start: offset, end: stop });
+    } catch (e) {
+      await fh.close();
+      throw e;
+    }
   }
 
   async writer(p: string, append: boolean): Promise<FileWriter> {

@@ -1,0 +1,158 @@
+// Blob bodies sent with sendfile(2) (server/native): exact bytes for whole
+// blobs and ranges, keep-alive after such a response, clients that vanish or
+// stall mid-transfer, and the streamed path it falls back to.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import t, { type Test } from 'tap';
+import { sendfileAvailable } from '../server/sendfile';
+import { startBerth, tempDir, type Berth } from './helpers/berth';
+import { bufferSource, OciClient } from './helpers/oci-client';
+
+const MiB = 1 << 20;
+const ADDON = path.resolve(__dirname, '../server/native/sendfile.node');
+interface Addon {
+  send(socketFd: number, fileFd: number, offset: number, length: number, idleMs: number, done: (errno: number, sent: number) => void): object;
+  cancel(handle: object): void;
+}
+
+if (!sendfileAvailable) {
+  // npm's build prints why; under CI the compiler is installed, so a missing addon is a failure.
+  if (process.env.CI === 'true') t.fail('the sendfile addon was not built (see the output of npm run build)');
+  else t.comment('NOTICE: the sendfile addon is not built (no C compiler or Node headers): testing the streamed path only');
+}
+
+const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+
+/** GET through `agent`, returning status, body and whether the connection was reused. */
+function get(url: string, agent: http.Agent, headers: Record<string, string> = {}): Promise<{ status: number; body: Buffer; reused: boolean }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent, headers }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (b: Buffer) => parts.push(b));
+      res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(parts), reused: req.reusedSocket }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
+}
+
+/** Read `bytes` of a GET, then drop the connection. */
+function abandon(url: string, bytes: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false }, (res) => {
+      let seen = 0;
+      res.on('data', (b: Buffer) => {
+        seen += b.length;
+        if (seen >= bytes) {
+          req.destroy();
+          resolve();
+        }
+      });
+    });
+    req.on('error', (e) => ((e as NodeJS.ErrnoException).code === 'ECONNRESET' ? resolve() : reject(e)));
+  });
+}
+
+async function blobServer(t: Test, env: Record<string, string>, blob: Buffer): Promise<{ server: Berth; url: string }> {
+  const root = tempDir('berth-sendfile-');
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+  const server = await startBerth({ root, env });
+  t.teardown(() => server.stop());
+  const c = new OciClient(server.url);
+  t.teardown(() => c.close());
+  const { digest } = await c.pushBlob('files/blob', bufferSource(blob));
+  return { server, url: `${server.url}/v2/files/blob/blobs/${digest}` };
+}
+
+const blob = crypto.randomBytes(24 * MiB + 123);
+
+for (const mode of ['sendfile', 'streamed'] as const) {
+  t.test(`blob GETs, ${mode}`, { skip: mode === 'sendfile' && !sendfileAvailable && 'addon not built' }, async (t) => {
+    const { server, url } = await blobServer(t, { REGISTRY_BERTH_SENDFILE: String(mode === 'sendfile') }, blob);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    t.teardown(() => agent.destroy());
+
+    const first = await get(url, agent);
+    t.equal(first.status, 200);
+    t.equal(sha(first.body), sha(blob), 'the whole blob, byte for byte');
+    const second = await get(url, agent);
+    t.equal(sha(second.body), sha(blob), 'again');
+    t.ok(second.reused, 'on the same kept-alive connection');
+
+    const part = await get(url, agent, { Range: 'bytes=1000-2000999' });
+    t.equal(part.status, 206);
+    t.ok(part.body.equals(blob.subarray(1000, 2001000)), 'a range, byte for byte');
+    const tail = await get(url, agent, { Range: 'bytes=-77' });
+    t.ok(tail.body.equals(blob.subarray(blob.length - 77)), 'a suffix range');
+
+    // Clients that leave mid-transfer, several at once: the server carries on.
+    await Promise.all(Array.from({ length: 6 }, (_, i) => abandon(url, (i + 1) * MiB)));
+    const after = await get(url, agent);
+    t.equal(sha(after.body), sha(blob), 'served whole after clients dropped out mid-transfer');
+    t.equal(server.proc.exitCode, null, 'the server is still running');
+  });
+}
+
+t.test('the addon on its own: bytes, idle limit, cancel', { skip: !sendfileAvailable && 'addon not built' }, async (t) => {
+  const addon = require(ADDON) as Addon;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-sendfile-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'data');
+  fs.writeFileSync(file, blob);
+  const fd = fs.openSync(file, 'r');
+  t.teardown(() => fs.closeSync(fd));
+
+  // A connected pair: `server` is the side the addon writes to.
+  const pair = async () => {
+    const accepted = new Promise<net.Socket>((resolve) => listener.once('connection', resolve));
+    const client = net.connect((listener.address() as net.AddressInfo).port, '127.0.0.1');
+    const server = await accepted;
+    t.teardown(() => {
+      client.destroy();
+      server.destroy();
+    });
+    return { client, fd: (server as unknown as { _handle: { fd: number } })._handle.fd };
+  };
+  const listener = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((r) => listener.once('listening', r));
+  t.teardown(() => listener.close());
+  const send = (sock: number, offset: number, length: number, idleMs: number) => {
+    let handle: object;
+    const done = new Promise<{ errno: number; sent: number }>((resolve) => {
+      handle = addon.send(sock, fd, offset, length, idleMs, (errno, sent) => resolve({ errno, sent }));
+    });
+    return { done, cancel: () => addon.cancel(handle) };
+  };
+
+  {
+    const { client, fd: sock } = await pair();
+    const parts: Buffer[] = [];
+    client.on('data', (b: Buffer) => parts.push(b));
+    const { errno, sent } = await send(sock, 5, 3 * MiB, 0).done;
+    t.same({ errno, sent }, { errno: 0, sent: 3 * MiB }, 'a range sent whole');
+    while (Buffer.concat(parts).length < 3 * MiB) await new Promise((r) => setTimeout(r, 10));
+    t.ok(Buffer.concat(parts).equals(blob.subarray(5, 5 + 3 * MiB)), 'the bytes of that range');
+  }
+  {
+    const { client, fd: sock } = await pair();
+    client.pause(); // takes nothing: the socket buffers fill, then the idle limit ends it
+    const started = Date.now();
+    const { errno, sent } = await send(sock, 0, blob.length, 300).done;
+    t.equal(errno, os.constants.errno.ETIMEDOUT, 'a client that takes nothing times out');
+    t.ok(sent > 0 && sent < blob.length, `after the buffers filled (${sent} bytes)`);
+    t.ok(Date.now() - started < 5000, 'promptly');
+  }
+  {
+    const { client, fd: sock } = await pair();
+    client.pause();
+    const transfer = send(sock, 0, blob.length, 0);
+    setTimeout(transfer.cancel, 200);
+    const { errno } = await transfer.done;
+    t.not(errno, 0, `a cancelled transfer ends with an error (errno ${errno})`);
+  }
+  t.throws(() => addon.send(-1, fd, 0, 1, 0, () => {}), /non-negative/, 'bad arguments throw');
+});
