@@ -34,6 +34,8 @@ function notFound(e: unknown, p: string): never {
 export class FilesystemDriver implements StorageDriver {
   readonly name = 'filesystem';
   private readonly root: string;
+  /** Files whose background datasync failed after their writer closed, with the error. */
+  private readonly lostSyncs = new Map<string, unknown>();
 
   constructor(opts: FilesystemOptions) {
     this.root = path.resolve(opts.rootdirectory);
@@ -107,8 +109,14 @@ export class FilesystemDriver implements StorageDriver {
     } catch (e) {
       notFound(e, p);
     }
+    const lost = this.lostSyncs.get(file);
+    this.lostSyncs.delete(file);
+    if (lost !== undefined && append) {
+      await fh.close();
+      throw lost; // the disk may not have kept what an earlier writer wrote: start over
+    }
     const size = (await fh.stat()).size;
-    return new FilesystemWriter(fh, file, size);
+    return new FilesystemWriter(fh, file, size, (e) => this.lostSyncs.set(file, e));
   }
 
   async stat(p: string): Promise<FileInfo> {
@@ -222,6 +230,8 @@ class FilesystemWriter implements FileWriter {
     private readonly fh: fsp.FileHandle,
     private readonly file: string,
     public size: number,
+    /** A background sync failed after close(): the driver fails the file's next writer. */
+    private readonly lostSync: (e: unknown) => void,
   ) {
     this.flushedTo = size;
   }
@@ -268,16 +278,28 @@ class FilesystemWriter implements FileWriter {
     if (this.failed) throw this.failed;
   }
 
+  /**
+   * The bytes are written (a later writer reads and appends to them), not yet
+   * durable: only commit() syncs. A datasync in flight finishes in the
+   * background rather than hold up the PATCH that ends here; an upload cut
+   * short by a power loss is re-hashed from what the disk kept, so a lost
+   * tail shows as a short upload or a digest mismatch, never as a blob.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     try {
       await this.flush();
-      await this.settle();
+      await this.writing;
     } finally {
       await this.writing.catch(() => undefined);
-      await this.syncing;
-      await this.fh.close();
+      const background = this.syncBusy;
+      const closed = this.syncing.then(async () => {
+        await this.fh.close();
+        if (this.failed) throw this.failed;
+      });
+      if (background) closed.catch(this.lostSync);
+      else await closed;
     }
   }
 
