@@ -338,6 +338,7 @@ async function benchPush(servers: Server[]) {
     record(mono, s, BLOB / 1e6 / m.secs);
     record(monoCpu, s, m.cpu / (BLOB / 1e9));
     const b = new GeneratedBlob(`chunked-${s.label}-${r}`, BLOB);
+    await sourceDigest(b);
     m = await timed(s, () => s.client.pushBlobChunked('bench/push', b, CHUNK));
     record(chunked, s, BLOB / 1e6 / m.secs);
     record(chunkedCpu, s, m.cpu / (BLOB / 1e9));

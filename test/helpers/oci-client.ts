@@ -193,7 +193,8 @@ export class OciClient {
 
   /**
    * Chunked push: POST, one PATCH with Content-Range per chunkSize bytes, then
-   * PUT ?digest= with an empty body. The digest is computed while streaming.
+   * PUT ?digest= with an empty body. The digest is computed while streaming
+   * unless the source knows it already (the registry checks it either way).
    * `resume` continues an existing session from its stored offset instead of
    * POSTing; `onProgress` learns the session and offset after each accepted step.
    */
@@ -204,18 +205,18 @@ export class OciClient {
     opts: { resume?: { location: string; offset: number }; onProgress?: (location: string, offset: number) => void } = {},
   ): Promise<PushResult> {
     let loc = opts.resume ? new URL(opts.resume.location, this.baseUrl).toString() : await this.startUpload(repo);
-    const hash = crypto.createHash('sha256');
+    const hash = src.digest ? undefined : crypto.createHash('sha256');
     const take = reader(src.stream());
     let off = opts.resume?.offset ?? 0;
     // Bytes already stored still count towards the digest.
-    for await (const b of take(off)) hash.update(b);
+    for await (const b of take(off)) hash?.update(b);
     opts.onProgress?.(loc, off);
     for (; off < src.size; off += chunkSize) {
       const n = Math.min(chunkSize, src.size - off);
       const body = Readable.from(
         (async function* () {
           for await (const b of take(n)) {
-            hash.update(b);
+            hash?.update(b);
             yield b;
           }
         })(),
@@ -235,8 +236,7 @@ export class OciClient {
       loc = this.location(r, 'PATCH');
       opts.onProgress?.(loc, off + n);
     }
-    const digest = 'sha256:' + hash.digest('hex');
-    if (src.digest && src.digest !== digest) throw new Error(`source changed while streaming: ${src.digest} != ${digest}`);
+    const digest = hash ? 'sha256:' + hash.digest('hex') : src.digest!;
     src.digest = digest;
     const r = await this.expect('PUT', withQuery(loc, 'digest', digest), 201, { 'Content-Length': 0 });
     return { status: r.status, digest, size: src.size, location: this.location(r, 'PUT blob') };
