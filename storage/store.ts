@@ -69,6 +69,7 @@ export class ContentStore {
   private readonly blobSizes = new LRUCache<string, number>({ max: 100_000 });
   // Facts another replica can change: cached briefly.
   private readonly links: LRUCache<string, string>;
+  private readonly linkReads = new Map<string, Promise<string>>();
   private catalog?: { at: number; names: Promise<string[]> };
   /** Read by the metrics endpoint. */
   readonly cacheStats: Record<'manifest' | 'blobsize' | 'link', CacheStats> = {
@@ -99,20 +100,43 @@ export class ContentStore {
 
   // ---- links -------------------------------------------------------------
 
-  /** The digest a link file points to, or undefined when it is missing. */
-  private async readLink(path: string): Promise<string | undefined> {
-    const cached = this.links.get(path);
-    this.cacheStats.link[cached === undefined ? 'misses' : 'hits']++;
-    if (cached !== undefined) return cached || undefined;
-    try {
-      const target = (await this.driver.getContent(path)).toString('utf8').trim();
-      this.links.set(path, target);
-      return target;
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-      this.links.set(path, '');
-      return undefined;
+  /**
+   * The digest a link file points to, or undefined when it is missing. Misses
+   * of one path share one read: when a hot tag's entry expires, the requests
+   * in flight wait for one getContent instead of each issuing their own.
+   * `fresh` reads now, past the cache and any read begun earlier.
+   */
+  private async readLink(path: string, fresh = false): Promise<string | undefined> {
+    if (!fresh) {
+      const cached = this.links.get(path);
+      this.cacheStats.link[cached === undefined ? 'misses' : 'hits']++;
+      if (cached !== undefined) return cached || undefined;
+      const pending = this.linkReads.get(path);
+      if (pending) return pending;
     }
+    const read = (async () => {
+      try {
+        return (await this.driver.getContent(path)).toString('utf8').trim();
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+        return '';
+      }
+    })();
+    this.linkReads.set(path, read);
+    try {
+      const target = await read;
+      // A write or delete since this read began has superseded it.
+      if (this.linkReads.get(path) === read) this.links.set(path, target);
+      return target || undefined;
+    } finally {
+      if (this.linkReads.get(path) === read) this.linkReads.delete(path);
+    }
+  }
+
+  /** What this process just wrote (or '' for removed): reads in flight must not overwrite it. */
+  private setLink(path: string, target: string): void {
+    this.linkReads.delete(path);
+    this.links.set(path, target);
   }
 
   /**
@@ -123,19 +147,20 @@ export class ContentStore {
   private async writeLink(path: string, d: Digest, touch = false): Promise<boolean> {
     if (!touch && (await this.readLinkFresh(path)) === d.value) return false;
     await this.driver.putContent(path, Buffer.from(d.value));
-    this.links.set(path, d.value);
+    this.setLink(path, d.value);
     this.catalog = undefined; // the link may have created a repository
     return true;
   }
 
   private async readLinkFresh(path: string): Promise<string | undefined> {
-    this.links.delete(path);
-    return this.readLink(path);
+    return this.readLink(path, true);
   }
 
   private async deletePath(path: string): Promise<boolean> {
     // Deletes are rare: forget every cached link under the deleted tree.
-    for (const k of this.links.keys()) if (k === path || k.startsWith(`${path}/`)) this.links.delete(k);
+    const under = (k: string) => k === path || k.startsWith(`${path}/`);
+    for (const k of this.links.keys()) if (under(k)) this.links.delete(k);
+    for (const k of this.linkReads.keys()) if (under(k)) this.linkReads.delete(k);
     try {
       await this.driver.delete(path);
       return true;
@@ -441,7 +466,7 @@ export class ContentStore {
   private async tag(repo: string, tag: string, d: Digest): Promise<void> {
     await this.writeLink(paths.tagIndexLink(repo, tag, d), d);
     await this.driver.putContent(paths.tagCurrentLink(repo, tag), Buffer.from(d.value));
-    this.links.set(paths.tagCurrentLink(repo, tag), d.value);
+    this.setLink(paths.tagCurrentLink(repo, tag), d.value);
   }
 
   /** By tag: remove the tag only. By digest: remove the manifest and every tag pointing at it. */
