@@ -149,6 +149,8 @@ export const SCHEMA: Record<string, Field> = {
     manifestcachesize: int(64 * 1024 * 1024, 0),
     // Blob GETs from the filesystem leave with sendfile(2) when the addon of server/native is built.
     sendfile: bool(true),
+    // S3 only: blob content cached on local disk (storage/blobcache.ts); off unless rootdirectory is set.
+    blobcache: obj({ rootdirectory: str(''), maxsize: int(10 * 1024 ** 3, 1 << 20) }),
     // Online garbage collection (storage/GC.md): `berth gc` reads these too; flags override.
     gc: obj({
       enabled: bool(false), // scheduled runs inside `serve` (one collector across replicas: a lease in the store)
@@ -214,6 +216,7 @@ export interface Config {
     linkcachettl: number;
     manifestcachesize: number;
     sendfile: boolean;
+    blobcache: { rootdirectory: string; maxsize: number };
     gc: {
       enabled: boolean;
       interval: number;
@@ -411,6 +414,10 @@ export function fromObject(raw: Record<string, unknown>, env: NodeJS.ProcessEnv 
       throw new ConfigError('storage.s3: set both accesskey and secretkey, or neither (to use the AWS credential chain)');
     }
     if (s3.maxuploadparts! > 10_000) throw new ConfigError('storage.s3.maxuploadparts must be at most 10000');
+  }
+  const berth = config.berth as Config['berth'];
+  if (berth.blobcache.rootdirectory && !s3) {
+    throw new ConfigError('berth.blobcache keeps S3 blobs on local disk; with storage.filesystem they are local already');
   }
   checkEndpoints(config as unknown as Config);
   return { config: config as unknown as Config, warnings };

@@ -10,6 +10,7 @@ import { setupAuth } from '../auth/index';
 import { createDriver } from '../storage/factory';
 import { instrumentDriver } from '../storage/instrumented';
 import { purgeUploads } from '../storage/purge';
+import { BlobCache } from '../storage/blobcache';
 import { ContentStore } from '../storage/store';
 import { createApp } from './app';
 import { errorBody } from './errors';
@@ -35,11 +36,14 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
   const metrics = config.http.debug.prometheus.enabled ? new Metrics() : undefined;
   const raw = createDriver(config.storage);
   const driver = metrics ? instrumentDriver(raw, metrics.storage) : raw;
+  const blobCache = config.berth.blobcache.rootdirectory ? new BlobCache(config.berth.blobcache) : undefined;
+  if (blobCache) logger.info('blob cache', { rootdirectory: config.berth.blobcache.rootdirectory, ...(await blobCache.open()) });
   const store = new ContentStore(driver, {
     deleteEnabled: config.storage.delete.enabled,
     redirect: !config.storage.redirect.disable,
     linkCacheTtlMs: config.berth.linkcachettl,
     manifestCacheBytes: config.berth.manifestcachesize,
+    blobCache,
   });
   metrics?.bindStore(store);
   const readiness = new Readiness(driver);
@@ -149,6 +153,7 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
       debugServer.closeAllConnections();
       await closing;
     }
+    await blobCache?.settled();
     await driver.close();
     logger.info('stopped');
   };

@@ -13,6 +13,7 @@ import { paths } from './paths';
 import { mapLimit } from './pool';
 import { isRepository, listOrEmpty, repositoryNames } from './repositories';
 import { removedWhileWritten, UploadManager } from './uploads';
+import type { BlobCache } from './blobcache';
 
 export interface StoreOptions {
   deleteEnabled: boolean;
@@ -22,6 +23,8 @@ export interface StoreOptions {
   linkCacheTtlMs: number;
   /** Bytes of manifest content kept in memory (immutable by digest). */
   manifestCacheBytes: number;
+  /** Blob content kept on local disk (for a backend across the network). */
+  blobCache?: BlobCache;
 }
 
 export const defaultStoreOptions: StoreOptions = {
@@ -72,7 +75,7 @@ export class ContentStore {
   private readonly linkReads = new Map<string, Promise<string>>();
   private catalog?: { at: number; names: Promise<string[]> };
   /** Read by the metrics endpoint. */
-  readonly cacheStats: Record<'manifest' | 'blobsize' | 'link', CacheStats> = {
+  readonly cacheStats: Record<'manifest' | 'blobsize' | 'link', CacheStats> & { blobdata?: CacheStats } = {
     manifest: { hits: 0, misses: 0 },
     blobsize: { hits: 0, misses: 0 },
     link: { hits: 0, misses: 0 },
@@ -83,6 +86,7 @@ export class ContentStore {
     opts: Partial<StoreOptions> = {},
   ) {
     this.opts = { ...defaultStoreOptions, ...opts };
+    if (this.opts.blobCache) this.cacheStats.blobdata = this.opts.blobCache.stats;
     this.manifests = new LRUCache({
       maxSize: this.opts.manifestCacheBytes,
       sizeCalculation: (m) => m.bytes.length + 256,
@@ -224,8 +228,13 @@ export class ContentStore {
   }
 
   /** Stream a blob statBlob returned: the repository's right to it is already checked. */
-  async readBlob(blob: BlobInfo, start?: number, end?: number): Promise<Readable> {
-    return this.driver.reader(paths.blobData(parseDigest(blob.digest)), start, end);
+  async readBlob(blob: BlobInfo, start = 0, end = blob.size): Promise<Readable> {
+    const cache = this.opts.blobCache;
+    const cached = await cache?.read(blob.digest, blob.size, start, end);
+    if (cached) return cached;
+    const data = await this.driver.reader(paths.blobData(parseDigest(blob.digest)), start, end);
+    // Whole-blob reads fill the cache; a range (a resumed pull) just passes through.
+    return cache && start === 0 && end === blob.size ? cache.fill(blob.digest, blob.size, data) : data;
   }
 
   async blobRedirect(blob: BlobInfo, method: 'GET' | 'HEAD'): Promise<string | undefined> {

@@ -24,6 +24,20 @@ const WRITE_BATCH = 1 << 20;
 /** A background datasync starts each time a file grows past a multiple of this. */
 const SYNC_EVERY = 4 << 20;
 
+/**
+ * Stream [start, end) of an open file, which the stream then owns (closes).
+ * It carries the descriptor (localFile), so the range may go out by sendfile.
+ */
+export async function streamRange(fh: fsp.FileHandle, start: number, end: number): Promise<Readable> {
+  // Node 20 rejects end: -1, so an empty range is an empty stream.
+  if (start === end) {
+    await fh.close();
+    return Readable.from([]);
+  }
+  const stream = fh.createReadStream({ start, end: end - 1, highWaterMark: 256 * 1024 });
+  return withLocalFile(stream, { fd: fh.fd, start, end });
+}
+
 function notFound(e: unknown, p: string): never {
   if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') {
     throw new PathNotFoundError(p);
@@ -83,21 +97,19 @@ export class FilesystemDriver implements StorageDriver {
     } catch (e) {
       notFound(e, p);
     }
+    let size: number;
     try {
-      const size = (await fh.stat()).size;
-      const stop = end ?? size;
-      if (offset < 0 || offset > size || stop > size || stop < offset) throw new InvalidOffsetError(p, offset);
-      // Node 20 rejects end: -1, so an empty range is an empty stream.
-      if (stop === offset) {
-        await fh.close();
-        return Readable.from([]);
-      }
-      const stream = fh.createReadStream({ start: offset, end: stop - 1, highWaterMark: 256 * 1024 });
-      return withLocalFile(stream, { fd: fh.fd, start: offset, end: stop });
+      size = (await fh.stat()).size;
     } catch (e) {
       await fh.close();
       throw e;
     }
+    const stop = end ?? size;
+    if (offset < 0 || offset > size || stop > size || stop < offset) {
+      await fh.close();
+      throw new InvalidOffsetError(p, offset);
+    }
+    return streamRange(fh, offset, stop);
   }
 
   async writer(p: string, append: boolean): Promise<FileWriter> {
