@@ -47,6 +47,7 @@ const options = {
   'list-requests': { type: 'string' },
   only: { type: 'string' },
   'cpu-prof': { type: 'string' },
+  blobcache: { type: 'boolean', default: false },
   json: { type: 'string' },
   dir: { type: 'string', default: os.tmpdir() },
   help: { type: 'boolean', default: false },
@@ -175,6 +176,7 @@ function s3Backend(): Backend {
                   REGISTRY_STORAGE_S3_CHUNKSIZE: String(CHUNK_SIZE),
                   REGISTRY_STORAGE_REDIRECT_DISABLE: 'true',
                   REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_ENABLED: 'false',
+                  ...(opt.blobcache && { REGISTRY_BERTH_BLOBCACHE_ROOTDIRECTORY: path.join(scratch, 'blobcache') }),
                 }),
               })
             : await startDistribution({
@@ -346,6 +348,7 @@ async function benchPush(servers: Server[]) {
 }
 
 async function benchPull(servers: Server[]) {
+  const first = metric('blob pull, first read of a blob', 'MB/s', { target: { op: '>=', ratio: BACKEND.targets.pull } });
   const one = metric('blob pull, 1 client', 'MB/s', { target: { op: '>=', ratio: BACKEND.targets.pull } });
   const many = metric(`blob pull, ${PULLERS} clients`, 'MB/s', { target: { op: '>=', ratio: BACKEND.targets.pull } });
   const cpu = metric('  server CPU, blob pull', 'CPU s/GB');
@@ -358,9 +361,14 @@ async function benchPull(servers: Server[]) {
     const got = await s.client.pullBlob('bench/pull', blob.digest!);
     if (got.digest !== blob.digest) throw new Error(`${s.label}: pulled ${got.status} ${got.digest}, want ${blob.digest}`);
   }
-  const pull = (s: Server) => curlGet(`${s.url}/v2/bench/pull/blobs/${blob.digest}`, BLOB);
-  await interleaved(servers, async (s) => {
-    let m = await timed(s, () => pull(s));
+  const pull = (s: Server, digest = blob.digest) => curlGet(`${s.url}/v2/bench/pull/blobs/${digest}`, BLOB);
+  await interleaved(servers, async (s, r) => {
+    // A blob never read before (what a cache, if any, has not seen), then the one blob again and again.
+    const fresh = new GeneratedBlob(`first-${s.label}-${r}`, BLOB);
+    await s.client.pushBlob('bench/pull', fresh);
+    let m = await timed(s, () => pull(s, fresh.digest));
+    record(first, s, BLOB / 1e6 / m.secs);
+    m = await timed(s, () => pull(s));
     record(one, s, BLOB / 1e6 / m.secs);
     m = await timed(s, () => Promise.all(Array.from({ length: PULLERS }, () => pull(s))));
     record(many, s, (PULLERS * BLOB) / 1e6 / m.secs);

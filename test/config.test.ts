@@ -91,6 +91,7 @@ t.test('bad configs are rejected with clear messages', async (t) => {
   t.throws(() => fromObject({}, { REGISTRY_NOPE_THING: 'x' }), { message: /REGISTRY_NOPE_THING does not name a configuration key/ });
   t.throws(() => fromObject({ storage: { maintenance: { uploadpurging: { age: 'soon' } } } }, {}), { message: /not a duration/ });
   t.throws(() => fromObject({ storage: { filesystem: {} } }, {}), { message: /rootdirectory is required/ });
+  t.throws(() => fromObject({}, { REGISTRY_BERTH_BLOBCACHE_ROOTDIRECTORY: '/var/cache/berth' }), { message: /berth\.blobcache keeps S3 blobs on local disk/ });
   t.throws(() => loadConfig('/nonexistent/berth.yml', {}), ConfigError);
 });
 

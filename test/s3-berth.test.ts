@@ -2,10 +2,13 @@
 // killed mid-upload, the store going away and coming back, presigned
 // redirects, and catalog paging at 2,000 repositories.
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import t from 'tap';
 import { S3Driver } from '../storage/drivers/s3';
-import { startBerth, type Berth } from './helpers/berth';
+import { startBerth, tempDir, type Berth } from './helpers/berth';
+import { scrape, waitFor } from './helpers/ops-client';
 import { haveDistribution, startDistribution } from './helpers/distribution';
 import { blob as blobOf, pushImage, randomBlob, sha256 as digestOf, verifyPull } from './helpers/registry-client';
 import { startS3, type S3Server } from './helpers/s3';
@@ -138,6 +141,43 @@ t.test('a monolithic PUT writes the blob in place (no copy); a wrong digest leav
   t.same(await probe.uploadsOf(probe.key('/docker/registry/v2'), false), [], 'no multipart upload left anywhere');
   const absent = await fetch(`${a.url}/v2/direct/one/blobs/${digestOf(wrong)}`, { method: 'HEAD' });
   t.equal(absent.status, 404, 'and nothing of it is visible');
+});
+
+t.test('a blob cache on local disk: reads after the first come from it; rights stay with the links', async (t) => {
+  const dir = tempDir('berth-s3-blobcache-');
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const env = {
+    REGISTRY_STORAGE_REDIRECT_DISABLE: 'true',
+    REGISTRY_STORAGE_DELETE_ENABLED: 'true',
+    REGISTRY_BERTH_BLOBCACHE_ROOTDIRECTORY: dir,
+    REGISTRY_BERTH_BLOBCACHE_MAXSIZE: String(256 * MiB),
+  };
+  let r = await replica('/cached', env);
+  const data = randomBytes(9 * MiB + 3);
+  const digest = digestOf(data);
+  t.equal((await finish(r.url, await startUpload(r.url, 'cached/one'), digest, data)).status, 201);
+  const url = (repo: string) => `${r.url}/v2/${repo}/blobs/${digest}`;
+  const get = async (repo: string, headers: Record<string, string> = {}) => {
+    const res = await fetch(url(repo), { headers });
+    return { status: res.status, body: Buffer.from(await res.arrayBuffer()) };
+  };
+  const lookups = async (result: string) => (await scrape(`${r.url}/metrics`)).get(`berth_cache_lookups_total{cache="blobdata",result="${result}"}`) ?? 0;
+
+  t.ok((await get('cached/one')).body.equals(data), 'the first read streams from the bucket');
+  const file = path.join(dir, 'sha256', digest.slice(7, 9), digest.slice(7));
+  await waitFor('the cache entry', () => fs.existsSync(file));
+  t.ok((await get('cached/one')).body.equals(data), 'the second read is the same bytes');
+  t.same([await lookups('miss'), await lookups('hit')], [1, 1], 'and came from the cache');
+  const part = await get('cached/one', { Range: 'bytes=100-1099' });
+  t.same([part.status, part.body.equals(data.subarray(100, 1100))], [206, true], 'ranges from the cache');
+
+  t.equal((await get('cached/other')).status, 404, 'a repository that does not link the blob cannot read it from the cache');
+  await r.stop();
+  r = await replica('/cached', env); // a restart adopts the entry
+  t.ok((await get('cached/one')).body.equals(data), 'after a restart');
+  t.equal(await lookups('hit'), 1, 'still from the cache');
+  t.equal((await fetch(url('cached/one'), { method: 'DELETE' })).status, 202);
+  t.equal((await get('cached/one')).status, 404, 'a blob deleted from the repository is gone, cached or not');
 });
 
 t.test('a collector removing a blob while a monolithic PUT of it streams: a JSON 400, not a 500, and the blob is gone', async (t) => {
