@@ -245,6 +245,55 @@ t.test('token auth on berth over HTTP', async (t) => {
 
 });
 
+t.test('no secret reaches the logs, at debug level with the access log on', async (t) => {
+  const port = await freePort();
+  const b = await startBerth({ port, config: registryConfig(port), env: { REGISTRY_LOG_LEVEL: 'debug' } });
+  t.teardown(() => b.stop());
+  const secrets: Record<string, string> = {};
+  const json = async (res: Response) => {
+    t.equal(res.status, 200, res.url);
+    return (await res.json()) as { token: string; access_token: string; refresh_token: string };
+  };
+  const tokenPost = (form: Record<string, string>) => fetch(`${b.url}/token`, { method: 'POST', body: new URLSearchParams({ service: SERVICE, ...form }) });
+
+  // docker login: the challenge, then Basic credentials for an empty-scope token and a refresh token.
+  const ping = await fetch(`${b.url}/v2/`);
+  t.equal(ping.status, 401);
+  secrets.password = creds.alice;
+  secrets['Basic header value'] = basic('alice', creds.alice).slice('Basic '.length);
+  const login = await json(await fetch(`${b.url}/token?account=alice&client_id=docker&offline_token=true&service=${SERVICE}`, { headers: { authorization: basic('alice', creds.alice) } }));
+  secrets['login token'] = login.token;
+  secrets['login refresh token'] = login.refresh_token;
+  // A failed login is logged (as a warning); the password tried is not.
+  const wrong = 'wrong-Pass-1234';
+  secrets['wrong password'] = wrong;
+  secrets['wrong Basic header value'] = basic('alice', wrong).slice('Basic '.length);
+  t.equal((await fetch(`${b.url}/token?service=${SERVICE}`, { headers: { authorization: basic('alice', wrong) } })).status, 401);
+  // containerd and docker's later requests: OAuth2 POSTs with a password and with the refresh token.
+  const byPassword = await json(await tokenPost({ grant_type: 'password', username: 'alice', password: creds.alice, access_type: 'offline', scope: 'repository:alice/app:pull' }));
+  secrets['password grant access token'] = byPassword.access_token;
+  secrets['password grant refresh token'] = byPassword.refresh_token;
+  const byRefresh = await json(await tokenPost({ grant_type: 'refresh_token', refresh_token: login.refresh_token, scope: 'repository:alice/app:pull' }));
+  secrets['refresh grant access token'] = byRefresh.access_token;
+  secrets['refresh grant refresh token'] = byRefresh.refresh_token;
+  // The access token in a query string (not a way in, but clients may try) and as a bearer.
+  const inQuery = await fetch(`${b.url}/v2/alice/app/tags/list?token=${byRefresh.access_token}`);
+  t.equal(inQuery.status, 401, 'a token in the query string is not accepted');
+  const last = await fetch(`${b.url}/v2/alice/app/tags/list`, { headers: { authorization: `Bearer ${byPassword.access_token}`, 'x-request-id': 'secrets-last' } });
+  t.equal(last.status, 404, 'the bearer token admits (the repository is empty)');
+
+  // Access lines are written when the response closes: wait for the last one.
+  const deadline = Date.now() + 5000;
+  while (!b.output().includes('"secrets-last"') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  const out = b.output();
+  const lines = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; path?: string });
+  t.equal(lines.filter((l) => l.msg === 'request' && l.path === '/token').length, 4, 'each of the 4 token requests has its access line');
+  t.ok(lines.some((l) => l.msg === 'request' && l.path === '/v2/alice/app/tags/list'), 'registry requests too');
+  t.match(out, /failed login for user alice/, 'the failed login is logged');
+  for (const [name, value] of Object.entries(secrets)) t.notOk(out.includes(value), `no ${name} in the logs`);
+  t.notMatch(out, /eyJ/, 'nothing that looks like a JWT');
+});
+
 t.test('skopeo and podman through the token flow', async (t) => {
   const bins = needClients(t, ['skopeo', 'podman']);
   if (!bins) return;
