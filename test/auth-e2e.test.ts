@@ -451,7 +451,12 @@ t.test('standalone token server for two registries (berth and CNCF distribution)
 t.test('htpasswd Basic auth on berth', async (t) => {
   const file = path.join(dir, 'htpasswd');
   const bcrypt = await import('bcryptjs');
-  fs.writeFileSync(file, `ci:${bcrypt.hashSync('ci-secret-1', 10)}\n`);
+  // Apache's `htpasswd -B` writes `$2y$05$…` (cost 5). Without apache2-utils on the test machines, the
+  // entry is a bcryptjs `$2b$` hash with its prefix renamed: `$2y$` (crypt_blowfish's) and `$2b$`
+  // (OpenBSD's) both mark bcrypt without the old bugs, the same algorithm giving the same hash for a salt.
+  const apacheHash = bcrypt.hashSync('apache-pw-1', 5).replace(/^\$2b\$/, '$2y$');
+  t.match(apacheHash, /^\$2y\$05\$/);
+  fs.writeFileSync(file, `ci:${bcrypt.hashSync('ci-secret-1', 10)}\napache:${apacheHash}\n`);
   const berth = await startBerth({ env: { REGISTRY_AUTH_HTPASSWD_REALM: 'Registry Realm', REGISTRY_AUTH_HTPASSWD_PATH: file } });
   t.teardown(() => berth.stop());
   const none = await fetch(`${berth.url}/v2/`);
@@ -459,6 +464,8 @@ t.test('htpasswd Basic auth on berth', async (t) => {
   t.equal(none.headers.get('www-authenticate'), 'Basic realm="Registry Realm",charset="UTF-8"');
   t.equal((await fetch(`${berth.url}/v2/`, { headers: { authorization: basic('ci', 'ci-secret-1') } })).status, 200);
   t.equal((await fetch(`${berth.url}/v2/`, { headers: { authorization: basic('ci', 'nope') } })).status, 401);
+  t.equal((await fetch(`${berth.url}/v2/`, { headers: { authorization: basic('apache', 'apache-pw-1') } })).status, 200, 'a $2y$ entry');
+  t.equal((await fetch(`${berth.url}/v2/`, { headers: { authorization: basic('apache', 'apache-pw-2') } })).status, 401, 'and its wrong password');
   const skopeo = findClient('skopeo');
   if (!skopeo) return;
   const img = makeImage(dir, 'htpasswd');
