@@ -3,14 +3,17 @@
 // real routes, attacks through the real error handling, skopeo, podman, docker
 // and containerd, a standalone `berth token-server` trusted through an x5c
 // chain, htpasswd, and the example config with users made by `berth user`.
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import jwt from 'jsonwebtoken';
 import t, { type Test } from 'tap';
 import { jwkThumbprint } from '../auth/keys';
+import { parseUsers, verifyPassword } from '../auth/users';
 import { addUser, type AuthTestImage, basic, makeImage, TEST_POLICY, writeChain, writeKey } from './helpers/auth';
 import { type Berth, CLI, startBerth } from './helpers/berth';
+import { runCliOnTerminal } from './helpers/cli';
 import { containersStorageArgs, findClient, inCI, needClients, run, type RunResult } from './helpers/clients';
 import { haveDistribution, startDistribution } from './helpers/distribution';
 import { startEngines } from './helpers/engines';
@@ -521,4 +524,26 @@ t.test('the example config, with users made by `berth user`', async (t) => {
   await new Promise((r) => setTimeout(r, 1200));
   t.equal(await token('alice', 'second-password', ''), 401, 'removed user refused');
   t.not((await cli(['remove', 'alice'])).code, 0, 'removing twice is an error');
+});
+
+t.test('`berth user` prompts for the password on a terminal, without echo', async (t) => {
+  // util-linux `script` gives the command a pseudo-terminal, so it takes the prompt path, not stdin's.
+  if (!/util-linux/.test(spawnSync('script', ['--version'], { encoding: 'utf8' }).stdout ?? '')) {
+    if (inCI()) t.fail('util-linux script is not installed');
+    else t.skip('util-linux script is not installed', () => {});
+    return;
+  }
+  const users = path.join(dir, 'prompted-users.yml');
+  const stored = () => parseUsers(fs.readFileSync(users, 'utf8')).get('dave')!.password;
+  const pw = 'typed-at-the-prompt';
+  const add = await runCliOnTerminal(['user', 'add', 'dave', '--users', users], [['Password: ', pw], ['Repeat password: ', pw]]);
+  t.equal(add.code, 0, add.code === 0 ? 'berth user add on a terminal' : add.transcript);
+  t.match(add.transcript, /Password: [^]*Repeat password: [^]*added dave/);
+  t.notOk(add.transcript.includes(pw), 'what is typed is not echoed');
+  t.ok(await verifyPassword(pw, stored()), 'the typed password is the one stored');
+
+  const mismatch = await runCliOnTerminal(['user', 'passwd', 'dave', '--users', users], [['Password: ', 'another-password'], ['Repeat password: ', 'another-passw0rd']]);
+  t.not(mismatch.code, 0, 'two different answers fail');
+  t.match(mismatch.transcript, /do not match/);
+  t.ok(await verifyPassword(pw, stored()), 'and leave the password as it was');
 });
