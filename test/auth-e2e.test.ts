@@ -3,14 +3,17 @@
 // real routes, attacks through the real error handling, skopeo, podman, docker
 // and containerd, a standalone `berth token-server` trusted through an x5c
 // chain, htpasswd, and the example config with users made by `berth user`.
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import jwt from 'jsonwebtoken';
 import t, { type Test } from 'tap';
 import { jwkThumbprint } from '../auth/keys';
+import { parseUsers, verifyPassword } from '../auth/users';
 import { addUser, type AuthTestImage, basic, makeImage, TEST_POLICY, writeChain, writeKey } from './helpers/auth';
 import { type Berth, CLI, startBerth } from './helpers/berth';
+import { runCliOnTerminal } from './helpers/cli';
 import { containersStorageArgs, findClient, inCI, needClients, run, type RunResult } from './helpers/clients';
 import { haveDistribution, startDistribution } from './helpers/distribution';
 import { startEngines } from './helpers/engines';
@@ -245,6 +248,55 @@ t.test('token auth on berth over HTTP', async (t) => {
 
 });
 
+t.test('no secret reaches the logs, at debug level with the access log on', async (t) => {
+  const port = await freePort();
+  const b = await startBerth({ port, config: registryConfig(port), env: { REGISTRY_LOG_LEVEL: 'debug' } });
+  t.teardown(() => b.stop());
+  const secrets: Record<string, string> = {};
+  const json = async (res: Response) => {
+    t.equal(res.status, 200, res.url);
+    return (await res.json()) as { token: string; access_token: string; refresh_token: string };
+  };
+  const tokenPost = (form: Record<string, string>) => fetch(`${b.url}/token`, { method: 'POST', body: new URLSearchParams({ service: SERVICE, ...form }) });
+
+  // docker login: the challenge, then Basic credentials for an empty-scope token and a refresh token.
+  const ping = await fetch(`${b.url}/v2/`);
+  t.equal(ping.status, 401);
+  secrets.password = creds.alice;
+  secrets['Basic header value'] = basic('alice', creds.alice).slice('Basic '.length);
+  const login = await json(await fetch(`${b.url}/token?account=alice&client_id=docker&offline_token=true&service=${SERVICE}`, { headers: { authorization: basic('alice', creds.alice) } }));
+  secrets['login token'] = login.token;
+  secrets['login refresh token'] = login.refresh_token;
+  // A failed login is logged (as a warning); the password tried is not.
+  const wrong = 'wrong-Pass-1234';
+  secrets['wrong password'] = wrong;
+  secrets['wrong Basic header value'] = basic('alice', wrong).slice('Basic '.length);
+  t.equal((await fetch(`${b.url}/token?service=${SERVICE}`, { headers: { authorization: basic('alice', wrong) } })).status, 401);
+  // containerd and docker's later requests: OAuth2 POSTs with a password and with the refresh token.
+  const byPassword = await json(await tokenPost({ grant_type: 'password', username: 'alice', password: creds.alice, access_type: 'offline', scope: 'repository:alice/app:pull' }));
+  secrets['password grant access token'] = byPassword.access_token;
+  secrets['password grant refresh token'] = byPassword.refresh_token;
+  const byRefresh = await json(await tokenPost({ grant_type: 'refresh_token', refresh_token: login.refresh_token, scope: 'repository:alice/app:pull' }));
+  secrets['refresh grant access token'] = byRefresh.access_token;
+  secrets['refresh grant refresh token'] = byRefresh.refresh_token;
+  // The access token in a query string (not a way in, but clients may try) and as a bearer.
+  const inQuery = await fetch(`${b.url}/v2/alice/app/tags/list?token=${byRefresh.access_token}`);
+  t.equal(inQuery.status, 401, 'a token in the query string is not accepted');
+  const last = await fetch(`${b.url}/v2/alice/app/tags/list`, { headers: { authorization: `Bearer ${byPassword.access_token}`, 'x-request-id': 'secrets-last' } });
+  t.equal(last.status, 404, 'the bearer token admits (the repository is empty)');
+
+  // Access lines are written when the response closes: wait for the last one.
+  const deadline = Date.now() + 5000;
+  while (!b.output().includes('"secrets-last"') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  const out = b.output();
+  const lines = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; path?: string });
+  t.equal(lines.filter((l) => l.msg === 'request' && l.path === '/token').length, 4, 'each of the 4 token requests has its access line');
+  t.ok(lines.some((l) => l.msg === 'request' && l.path === '/v2/alice/app/tags/list'), 'registry requests too');
+  t.match(out, /failed login for user alice/, 'the failed login is logged');
+  for (const [name, value] of Object.entries(secrets)) t.notOk(out.includes(value), `no ${name} in the logs`);
+  t.notMatch(out, /eyJ/, 'nothing that looks like a JWT');
+});
+
 t.test('skopeo and podman through the token flow', async (t) => {
   const bins = needClients(t, ['skopeo', 'podman']);
   if (!bins) return;
@@ -402,7 +454,12 @@ t.test('standalone token server for two registries (berth and CNCF distribution)
 t.test('htpasswd Basic auth on berth', async (t) => {
   const file = path.join(dir, 'htpasswd');
   const bcrypt = await import('bcryptjs');
-  fs.writeFileSync(file, `ci:${bcrypt.hashSync('ci-secret-1', 10)}\n`);
+  // Apache's `htpasswd -B` writes `$2y$05$…` (cost 5). Without apache2-utils on the test machines, the
+  // entry is a bcryptjs `$2b$` hash with its prefix renamed: `$2y$` (crypt_blowfish's) and `$2b$`
+  // (OpenBSD's) both mark bcrypt without the old bugs, the same algorithm giving the same hash for a salt.
+  const apacheHash = bcrypt.hashSync('apache-pw-1', 5).replace(/^\$2b\$/, '$2y$');
+  t.match(apacheHash, /^\$2y\$05\$/);
+  fs.writeFileSync(file, `ci:${bcrypt.hashSync('ci-secret-1', 10)}\napache:${apacheHash}\n`);
   const berth = await startBerth({ env: { REGISTRY_AUTH_HTPASSWD_REALM: 'Registry Realm', REGISTRY_AUTH_HTPASSWD_PATH: file } });
   t.teardown(() => berth.stop());
   const none = await fetch(`${berth.url}/v2/`);
@@ -410,6 +467,8 @@ t.test('htpasswd Basic auth on berth', async (t) => {
   t.equal(none.headers.get('www-authenticate'), 'Basic realm="Registry Realm",charset="UTF-8"');
   t.equal((await fetch(`${berth.url}/v2/`, { headers: { authorization: basic('ci', 'ci-secret-1') } })).status, 200);
   t.equal((await fetch(`${berth.url}/v2/`, { headers: { authorization: basic('ci', 'nope') } })).status, 401);
+  t.equal((await fetch(`${berth.url}/v2/`, { headers: { authorization: basic('apache', 'apache-pw-1') } })).status, 200, 'a $2y$ entry');
+  t.equal((await fetch(`${berth.url}/v2/`, { headers: { authorization: basic('apache', 'apache-pw-2') } })).status, 401, 'and its wrong password');
   const skopeo = findClient('skopeo');
   if (!skopeo) return;
   const img = makeImage(dir, 'htpasswd');
@@ -465,4 +524,26 @@ t.test('the example config, with users made by `berth user`', async (t) => {
   await new Promise((r) => setTimeout(r, 1200));
   t.equal(await token('alice', 'second-password', ''), 401, 'removed user refused');
   t.not((await cli(['remove', 'alice'])).code, 0, 'removing twice is an error');
+});
+
+t.test('`berth user` prompts for the password on a terminal, without echo', async (t) => {
+  // util-linux `script` gives the command a pseudo-terminal, so it takes the prompt path, not stdin's.
+  if (!/util-linux/.test(spawnSync('script', ['--version'], { encoding: 'utf8' }).stdout ?? '')) {
+    if (inCI()) t.fail('util-linux script is not installed');
+    else t.skip('util-linux script is not installed', () => {});
+    return;
+  }
+  const users = path.join(dir, 'prompted-users.yml');
+  const stored = () => parseUsers(fs.readFileSync(users, 'utf8')).get('dave')!.password;
+  const pw = 'typed-at-the-prompt';
+  const add = await runCliOnTerminal(['user', 'add', 'dave', '--users', users], [['Password: ', pw], ['Repeat password: ', pw]]);
+  t.equal(add.code, 0, add.code === 0 ? 'berth user add on a terminal' : add.transcript);
+  t.match(add.transcript, /Password: [^]*Repeat password: [^]*added dave/);
+  t.notOk(add.transcript.includes(pw), 'what is typed is not echoed');
+  t.ok(await verifyPassword(pw, stored()), 'the typed password is the one stored');
+
+  const mismatch = await runCliOnTerminal(['user', 'passwd', 'dave', '--users', users], [['Password: ', 'another-password'], ['Repeat password: ', 'another-passw0rd']]);
+  t.not(mismatch.code, 0, 'two different answers fail');
+  t.match(mismatch.transcript, /do not match/);
+  t.ok(await verifyPassword(pw, stored()), 'and leave the password as it was');
 });

@@ -11,6 +11,7 @@ import t from 'tap';
 import { requiredAccess, type RouteKind } from '../auth/access';
 import { createRegistryAuth, createTokenService } from '../auth/index';
 import { jwkThumbprint, libtrustKeyID } from '../auth/keys';
+import { LEEWAY_SECONDS } from '../auth/verifier';
 import { tempDir } from './helpers/berth';
 import { addUser, basic, TEST_POLICY, writeChain, writeKey } from './helpers/auth';
 
@@ -313,6 +314,14 @@ t.test('token service and verifier', async (t) => {
     t.equal((await call(target, jwt.sign(good, signer.privateKey, { algorithm: 'RS256', keyid: libtrustKeyID(signer.publicKey) }))).status, 200, 'libtrust kid');
     t.equal((await call(target, jwt.sign(good, jwksKey.privateKey, { algorithm: 'ES256', keyid: kid }))).status, 401, 'EC key signing under the RSA kid');
     t.equal((await call(target, sign({ ...good, exp: now + 10, nbf: now + 10 }))).status, 200, 'nbf within the leeway');
+    // A fresh clock: the calls above took time, and the last two sit 5 s either side of the leeway's end.
+    const later = Math.floor(Date.now() / 1000);
+    const old = { ...good, iat: later - 600, nbf: later - 600 };
+    t.equal((await call(target, sign({ ...old, exp: later - 5 }))).status, 200, 'exp a few seconds ago, within the leeway');
+    t.equal((await call(target, sign({ ...old, exp: later - LEEWAY_SECONDS + 5 }))).status, 200, 'exp near the end of the leeway');
+    const beyond = await call(target, sign({ ...old, exp: later - LEEWAY_SECONDS - 5 }));
+    t.equal(beyond.status, 401, 'exp beyond the leeway');
+    t.match(beyond.headers.get('www-authenticate') ?? '', /error="invalid_token"/);
     t.equal((await call(target, sign({ ...good, aud: ['x', SERVICE] }))).status, 200, 'aud list containing the service');
   });
 });

@@ -26,3 +26,42 @@ export function runCli(args: string[], root: string, env: Record<string, string>
     });
   });
 }
+
+export interface TerminalResult {
+  code: number | null;
+  /** Everything the terminal showed: prompts, echo (if any) and output. */
+  transcript: string;
+}
+
+/**
+ * Run a berth sub-command on a pseudo-terminal (util-linux `script`), so it sees a TTY
+ * on stdin, and type each reply once its prompt has appeared (input typed ahead would be
+ * swallowed by the reader of the previous prompt).
+ */
+export function runCliOnTerminal(args: string[], replies: Array<[prompt: string, reply: string]>, timeoutMs = 30_000): Promise<TerminalResult> {
+  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const command = [process.execPath, CLI, ...args].map(quote).join(' ');
+  return new Promise((resolve, reject) => {
+    // -e: exit with the command's status; -q: no "Script started" lines; no typescript file.
+    const p = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let transcript = '';
+    let seen = 0;
+    const pending = [...replies];
+    const onData = (b: Buffer) => {
+      transcript += b.toString();
+      for (let at; pending.length && (at = transcript.indexOf(pending[0][0], seen)) >= 0; ) {
+        const [prompt, reply] = pending.shift()!;
+        seen = at + prompt.length;
+        p.stdin.write(`${reply}\r`);
+      }
+    };
+    p.stdout.on('data', onData);
+    p.stderr.on('data', onData);
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('error', reject);
+    p.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, transcript });
+    });
+  });
+}
