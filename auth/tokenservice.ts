@@ -51,7 +51,7 @@ async function readForm(ctx: Koa.Context): Promise<URLSearchParams> {
   for await (const c of ctx.req) {
     size += (c as Buffer).length;
     if (size > MAX_FORM_BYTES) {
-      ctx.req.destroy();
+      ctx.set('Connection', 'close'); // the rest of the body is not read
       throw new RequestError(413, 'invalid_request', 'request body too large');
     }
     chunks.push(c as Buffer);

@@ -190,6 +190,9 @@ t.test('token service and verifier', async (t) => {
     t.equal((await post({ grant_type: 'refresh_token', refresh_token: 'x.y.z', service: SERVICE })).status, 401);
     const json = await fetch(`${url}/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     t.equal(json.status, 400);
+    const huge = await post({ grant_type: 'password', username: 'ops1', password: 'x'.repeat(200 * 1024), service: SERVICE });
+    t.equal(huge.status, 413, 'an oversized form is answered 413, not a dropped connection');
+    t.equal(((await huge.json()) as { error: string }).error, 'invalid_request');
   });
 
   await t.test('several services, each its own audience', async (t) => {
