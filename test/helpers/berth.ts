@@ -5,6 +5,8 @@ import path from 'node:path';
 import { freePort, launch, type Managed, type TlsClient } from './process';
 
 export const CLI = path.resolve(__dirname, '../../server/cli.js');
+/** What `npm start`, the bin's shebang and the container image run berth with. */
+export const NODE_FLAGS = ['--max-semi-space-size=8'];
 
 export interface BerthOptions {
   /** Filesystem root directory; a fresh temp dir when omitted. */
@@ -43,7 +45,7 @@ export async function startBerth(opts: BerthOptions = {}): Promise<Berth> {
     REGISTRY_LOG_LEVEL: process.env.BERTH_TEST_LOG_LEVEL ?? 'warn',
     ...opts.env,
   };
-  const args = [...(opts.nodeArgs ?? []), CLI, 'serve'];
+  const args = [...NODE_FLAGS, ...(opts.nodeArgs ?? []), CLI, 'serve'];
   if (opts.config) args.push('--config', opts.config);
   const m = await launch({ cmd: process.execPath, args, env, port, protocol: opts.tls ? 'https' : 'http', tls: opts.tls });
   return Object.assign(m, { root, host: `127.0.0.1:${port}` });
