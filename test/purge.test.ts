@@ -11,7 +11,7 @@ import { paths } from '../storage/paths';
 import { purgeUploads } from '../storage/purge';
 import { startBerth, tempDir, type Berth } from './helpers/berth';
 import { runCli } from './helpers/cli';
-import { finishUpload, getBytes, patchUpload, randomBlob, startUpload } from './helpers/registry-client';
+import { finishUpload, getBytes, patchUpload, randomBlob, startUpload, uploadId, uploadStatus } from './helpers/registry-client';
 
 const HOUR = 3_600_000;
 const REPO = 'purge/app';
@@ -24,21 +24,12 @@ async function berthOn(t: Test, root: string, env: Record<string, string> = {}):
   return b;
 }
 
-const idOf = (loc: string) => loc.split('?')[0].split('/').pop()!;
-
 /** Make an upload look started `hours` ago. */
 function backdate(root: string, loc: string, hours: number): void {
-  fs.writeFileSync(path.join(root, paths.uploadStartedAt(REPO, idOf(loc))), new Date(Date.now() - hours * HOUR).toISOString());
+  fs.writeFileSync(path.join(root, paths.uploadStartedAt(REPO, uploadId(loc))), new Date(Date.now() - hours * HOUR).toISOString());
 }
 
-/** What the registry says about an upload: 204 with its Range while it exists, else 404 and the error code. */
-async function uploadState(b: Berth, loc: string): Promise<{ status: number; range?: string | null; code?: string }> {
-  const res = await fetch(b.url + loc);
-  const body = await res.text();
-  return res.status === 404 ? { status: 404, code: JSON.parse(body).errors?.[0]?.code } : { status: res.status, range: res.headers.get('range') };
-}
-
-const uploadDirExists = (root: string, loc: string) => fs.existsSync(path.join(root, paths.uploadDir(REPO, idOf(loc))));
+const uploadDirExists = (root: string, loc: string) => fs.existsSync(path.join(root, paths.uploadDir(REPO, uploadId(loc))));
 
 t.test('purgeUploads removes uploads older than the age; fresh ones stay and complete; dryrun only reports', async (t) => {
   const root = tempDir('berth-purge-');
@@ -57,27 +48,27 @@ t.test('purgeUploads removes uploads older than the age; fresh ones stay and com
   backdate(root, old, 200);
   backdate(root, oldEmpty, 169);
   // A session whose startedat was never written (a crash): judged by its directory's age.
-  fs.rmSync(path.join(root, paths.uploadStartedAt(REPO, idOf(crashed))));
+  fs.rmSync(path.join(root, paths.uploadStartedAt(REPO, uploadId(crashed))));
   const longAgo = new Date(Date.now() - 200 * HOUR);
-  fs.utimesSync(path.join(root, paths.uploadDir(REPO, idOf(crashed))), longAgo, longAgo);
+  fs.utimesSync(path.join(root, paths.uploadDir(REPO, uploadId(crashed))), longAgo, longAgo);
 
   const dry = await purgeUploads(driver, { olderThanMs: 168 * HOUR, dryRun: true });
   t.same(dry, { scanned: 4, purged: 3, dryRun: true }, 'dry run: three of four would go');
-  t.same(await uploadState(b, old), { status: 204, range: '0-69999' }, 'the old upload is still there after the dry run');
-  t.equal((await uploadState(b, oldEmpty)).status, 204, 'and the empty one');
+  t.same(await uploadStatus(b.url, old), { status: 204, range: '0-69999' }, 'the old upload is still there after the dry run');
+  t.equal((await uploadStatus(b.url, oldEmpty)).status, 204, 'and the empty one');
   t.ok(uploadDirExists(root, crashed), 'and the crashed one');
 
   const r = await purgeUploads(driver, { olderThanMs: 168 * HOUR, dryRun: false });
   t.same(r, { scanned: 4, purged: 3, dryRun: false });
   for (const loc of [old, oldEmpty]) {
-    t.same(await uploadState(b, loc), { status: 404, code: 'BLOB_UPLOAD_UNKNOWN' }, 'a purged upload is unknown');
+    t.same(await uploadStatus(b.url, loc), { status: 404, code: 'BLOB_UPLOAD_UNKNOWN' }, 'a purged upload is unknown');
     t.notOk(uploadDirExists(root, loc), 'and its directory is gone');
   }
   t.notOk(uploadDirExists(root, crashed), 'the crashed session is gone');
   const resumed = await patchUpload(b.url, old, chunk, 70_000);
   t.equal(resumed.status, 404, 'a purged upload cannot be continued');
 
-  t.same(await uploadState(b, fresh), { status: 204, range: '0-49999' }, 'the fresh upload kept its bytes');
+  t.same(await uploadStatus(b.url, fresh), { status: 204, range: '0-49999' }, 'the fresh upload kept its bytes');
   const done = await finishUpload(b.url, fresh, freshBlob.digest, freshBlob.bytes.subarray(50_000));
   t.equal(done.status, 201, `the fresh upload completes: ${await done.text()}`);
   const pulled = await getBytes(b.url, `/v2/${REPO}/blobs/${freshBlob.digest}`);
@@ -97,20 +88,20 @@ t.test('berth gc purges stale uploads first when uploadpurging is enabled', asyn
   const dry = await runCli(['gc', '--dry-run'], root, env);
   t.equal(dry.code, 0, dry.stderr);
   t.match(dry.stdout, /; 1 stale uploads to purge/, 'the dry run reports the stale upload');
-  t.equal((await uploadState(b, old)).status, 204, 'and leaves it');
+  t.equal((await uploadStatus(b.url, old)).status, 204, 'and leaves it');
 
   const off = await runCli(['gc', '--json'], root, { ...env, REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_ENABLED: 'false' });
   t.equal(off.code, 0, off.stderr);
   t.equal((JSON.parse(off.stdout) as GcReport).uploads, undefined, 'purging disabled: gc leaves uploads alone');
-  t.equal((await uploadState(b, old)).status, 204);
+  t.equal((await uploadStatus(b.url, old)).status, 204);
 
   const run = await runCli(['gc', '--json'], root, env);
   t.equal(run.code, 0, run.stderr);
   const report = JSON.parse(run.stdout) as GcReport;
   t.same(report.uploads, { scanned: 2, purged: 1, dryRun: false });
   t.ok(report.phases.some((p) => p.name === 'uploads'), 'a timed phase of its own');
-  t.same(await uploadState(b, old), { status: 404, code: 'BLOB_UPLOAD_UNKNOWN' }, 'the stale upload is gone');
-  t.equal((await uploadState(b, fresh)).status, 204, 'the fresh one stays');
+  t.same(await uploadStatus(b.url, old), { status: 404, code: 'BLOB_UPLOAD_UNKNOWN' }, 'the stale upload is gone');
+  t.equal((await uploadStatus(b.url, fresh)).status, 204, 'the fresh one stays');
 });
 
 /** A berth purging uploads older than 1h every second, with one upload started 2h ago and one just now. */
@@ -144,9 +135,9 @@ async function servedPurge(t: Test, env: Record<string, string> = {}) {
 
 t.test('serve purges on its configured interval', async (t) => {
   const { b, old, fresh, runs, waitFor } = await servedPurge(t);
-  await waitFor(async () => (await uploadState(b, old)).status === 404);
-  t.same(await uploadState(b, old), { status: 404, code: 'BLOB_UPLOAD_UNKNOWN' }, 'the stale upload was purged by serve itself');
-  t.equal((await uploadState(b, fresh)).status, 204, 'the fresh one stays');
+  await waitFor(async () => (await uploadStatus(b.url, old)).status === 404);
+  t.same(await uploadStatus(b.url, old), { status: 404, code: 'BLOB_UPLOAD_UNKNOWN' }, 'the stale upload was purged by serve itself');
+  t.equal((await uploadStatus(b.url, fresh)).status, 204, 'the fresh one stays');
   t.ok(runs().some((r) => r.purged === 1 && !r.dryRun), 'a logged run purged it');
   const seen = runs().length;
   await waitFor(() => runs().length >= seen + 2);
@@ -159,6 +150,6 @@ t.test('serve with dryrun reports stale uploads and keeps them', async (t) => {
   await waitFor(() => runs().length >= 2);
   t.ok(runs().length >= 2, 'runs happened');
   t.ok(runs().every((r) => r.dryRun && r.scanned === 2 && r.purged === 1), 'each reported the stale upload as one to purge');
-  t.equal((await uploadState(b, old)).status, 204, 'and left it in place');
-  t.equal((await uploadState(b, fresh)).status, 204);
+  t.equal((await uploadStatus(b.url, old)).status, 204, 'and left it in place');
+  t.equal((await uploadStatus(b.url, fresh)).status, 204);
 });

@@ -118,6 +118,16 @@ export async function finishUpload(base: string, loc: string, digest: string, bo
   });
 }
 
+/** An upload's state as the registry reports it: 204 with its Range while it exists, else the status and error code. */
+export async function uploadStatus(base: string, loc: string): Promise<{ status: number; range?: string | null; code?: string }> {
+  const res = await fetch(base + loc);
+  const body = await res.text();
+  return res.status === 204 ? { status: 204, range: res.headers.get('range') } : { status: res.status, code: JSON.parse(body).errors?.[0]?.code };
+}
+
+/** The session id at the end of an upload's path. */
+export const uploadId = (loc: string) => loc.split('?')[0].split('/').pop()!;
+
 export async function pushManifest(url: string, repo: string, reference: string, bytes: Buffer, mediaType: string): Promise<string> {
   const res = await expect(
     await fetch(`${url}/v2/${repo}/manifests/${reference}`, { method: 'PUT', body: new Uint8Array(bytes), headers: { 'content-type': mediaType } }),
