@@ -118,7 +118,8 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
         (r) => logger.info('upload purge', { ...r }),
         (e) => logger.warn('upload purge failed', { error: String(e) }),
       );
-    purgeTimer = setInterval(run, Math.max(60_000, purge.interval));
+    // The configured interval as given (distribution has no floor); 1 s at least so a zero cannot spin.
+    purgeTimer = setInterval(run, Math.max(1000, purge.interval));
     purgeTimer.unref();
   }
 

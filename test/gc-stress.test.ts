@@ -1,111 +1,18 @@
-// Online GC under fire: pushers and mounters over real HTTP against a berth
-// process while `berth gc --min-age 0s` processes run back to back (half of
-// them with --delete-untagged). Tags are overwritten and images pushed by
-// digest all the time, so every run has garbage to sweep that shares layers
-// with what is being pushed. Afterwards every acknowledged image that is still
-// tagged pulls back byte for byte and `berth verify` finds nothing wrong.
-// Bounded: a fixed number of iterations per worker and a time limit.
+// The concurrent push/mount/GC stress loop (test/helpers/gc-stress.ts) on the filesystem.
 import fs from 'node:fs';
 import t from 'tap';
-import type { GcReport } from '../storage/gc';
-import { startBerth, tempDir } from './helpers/berth';
-import { runCli } from './helpers/cli';
-import { mountBlob, pushBlob, pushManifest, imageManifest, randomBlob, sha256, verifyPull, type Blob, type Image } from './helpers/registry-client';
-
-const WORKERS = 3;
-const ITERATIONS = Number(process.env.GC_STRESS_ITERATIONS ?? 30);
-const TIME_LIMIT_MS = Number(process.env.GC_STRESS_MS ?? 40_000);
-const REPOS = ['stress/one', 'stress/two', 'stress/three'];
+import { tempDir } from './helpers/berth';
+import { gcStress } from './helpers/gc-stress';
 
 t.test('pushes and mounts while GC runs repeatedly lose nothing acknowledged', async (t) => {
   const root = tempDir('berth-gc-stress-');
-  const berth = await startBerth({ root, env: { REGISTRY_BERTH_LINKCACHETTL: '1s' } });
-  t.teardown(async () => {
-    await berth.stop();
-    fs.rmSync(root, { recursive: true, force: true });
+  const iterations = Number(process.env.GC_STRESS_ITERATIONS ?? 30);
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+  await gcStress(t, {
+    berth: { root },
+    cliRoot: root,
+    iterations,
+    timeLimitMs: Number(process.env.GC_STRESS_MS ?? 40_000),
+    minAcked: (3 * Math.min(iterations, 10)) / 2,
   });
-  const url = berth.url;
-  // Base layers shared by everything: they keep becoming unreferenced in one
-  // repository while another pushes or mounts them.
-  const bases: Blob[] = Array.from({ length: 6 }, () => randomBlob(48 * 1024));
-  const deadline = Date.now() + TIME_LIMIT_MS;
-  let stop = false;
-
-  /** Latest acknowledged image per (repo, tag) and images under tags never overwritten. */
-  const current = new Map<string, Image>();
-  const stats = { acked: 0, failed: 0, mounted: 0, uploaded: 0 };
-
-  const pushOne = async (w: number, i: number): Promise<void> => {
-    const repo = REPOS[(w + i) % REPOS.length];
-    const layers = [bases[(w + i) % bases.length], bases[(w * 2 + i + 1) % bases.length], randomBlob(16 * 1024)];
-    const config = randomBlob(200);
-    for (const b of [config, ...layers]) {
-      // Shared layers: mount from another repository when one links them, else upload.
-      const from = REPOS[(w + i + 1) % REPOS.length];
-      if (bases.includes(b) && (await mountBlob(url, repo, b.digest, from))) stats.mounted++;
-      else {
-        await pushBlob(url, repo, b);
-        stats.uploaded++;
-      }
-    }
-    const manifest = imageManifest(config, layers);
-    const digest = sha256(manifest);
-    // Two overwritten tags per worker, a kept tag now and then, and untagged pushes.
-    const tag = i % 5 === 4 ? `keep-${w}-${i}` : i % 7 === 6 ? undefined : `w${w}-${i % 2}`;
-    await pushManifest(url, repo, tag ?? digest, manifest, 'application/vnd.oci.image.manifest.v1+json');
-    stats.acked++;
-    if (tag) current.set(`${repo}:${tag}`, { repo, tag, digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', manifest, blobs: [config, ...layers] });
-  };
-
-  const worker = async (w: number) => {
-    for (let i = 0; i < ITERATIONS && !stop && Date.now() < deadline; i++) {
-      try {
-        await pushOne(w, i);
-      } catch (e) {
-        // With --min-age 0s a push whose layers were collected before its
-        // manifest arrived is refused (never acknowledged): that is allowed.
-        stats.failed++;
-        t.comment(`push refused (not acknowledged): ${(e as Error).message.slice(0, 160)}`);
-      }
-    }
-  };
-
-  const gcRuns: GcReport[] = [];
-  const collector = async () => {
-    for (let n = 0; !stop && Date.now() < deadline; n++) {
-      const args = ['gc', '--min-age', '0s', '--json'];
-      if (n % 2) args.push('--delete-untagged');
-      const r = await runCli(args, root, { REGISTRY_BERTH_GC_LEASETTL: '30s' });
-      if (r.code !== 0) {
-        t.fail(`gc exited ${r.code}: ${r.stderr}`);
-        return;
-      }
-      gcRuns.push(JSON.parse(r.stdout));
-    }
-  };
-
-  const pushers = Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w)));
-  const gc = collector();
-  await pushers;
-  stop = true;
-  await gc;
-
-  const swept = gcRuns.reduce((n, r) => n + r.blobsDeleted + r.manifestsDeleted + r.layerLinksDeleted, 0);
-  t.comment(`pushes acknowledged ${stats.acked}, refused ${stats.failed}, layers mounted ${stats.mounted}, uploaded ${stats.uploaded}`);
-  t.comment(`gc runs ${gcRuns.length}, items swept ${swept}, rescued by the final re-check ${gcRuns.reduce((n, r) => n + r.rescued, 0)}`);
-  t.ok(gcRuns.length >= 3, 'several collections overlapped the pushes');
-  t.ok(swept > 0, 'the collections did delete garbage');
-  t.ok(stats.acked >= (WORKERS * Math.min(ITERATIONS, 10)) / 2, 'most pushes were acknowledged');
-
-  // Collections that finish after the pushes must not lose anything either.
-  const last = await runCli(['gc', '--min-age', '0s', '--delete-untagged', '--json'], root);
-  t.equal(last.code, 0, 'a final collection succeeds');
-  if (last.code !== 0) t.comment(last.stderr);
-
-  const problems: string[] = [];
-  for (const img of current.values()) problems.push(...(await verifyPull(url, img)));
-  t.same(problems, [], `all ${current.size} tagged acknowledged images pull back byte for byte`);
-
-  const verify = await runCli(['verify'], root);
-  t.equal(verify.code, 0, `berth verify finds nothing wrong:\n${verify.stdout}`);
 });

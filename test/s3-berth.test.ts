@@ -10,12 +10,10 @@ import { S3Driver } from '../storage/drivers/s3';
 import { startBerth, tempDir, type Berth } from './helpers/berth';
 import { scrape, waitFor } from './helpers/ops-client';
 import { haveDistribution, startDistribution } from './helpers/distribution';
-import { blob as blobOf, pushImage, randomBlob, sha256 as digestOf, verifyPull } from './helpers/registry-client';
+import { blob as blobOf, finishUpload as finish, patchUpload as patch, pushImage, randomBlob, sha256 as digestOf, startUpload, verifyPull } from './helpers/registry-client';
 import { startS3, type S3Server } from './helpers/s3';
 
 const MiB = 1024 * 1024;
-/** fetch() bodies are typed as Uint8Array views, not Buffers. */
-const bytes = (b: Buffer) => new Uint8Array(b);
 let s3: S3Server;
 const started: Berth[] = [];
 
@@ -43,35 +41,6 @@ async function replica(root: string, env: Record<string, string> = {}): Promise<
   });
   started.push(b);
   return b;
-}
-
-const pathOf = (location: string) => {
-  const u = new URL(location, 'http://x');
-  return u.pathname + u.search;
-};
-
-async function startUpload(base: string, repo: string): Promise<string> {
-  const res = await fetch(`${base}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
-  if (res.status !== 202) throw new Error(`POST upload: ${res.status} ${await res.text()}`);
-  return pathOf(res.headers.get('location')!);
-}
-
-async function patch(base: string, loc: string, data: Buffer, start: number) {
-  const res = await fetch(base + loc, {
-    method: 'PATCH',
-    headers: { 'content-type': 'application/octet-stream', 'content-range': `${start}-${start + data.length - 1}` },
-    body: bytes(data),
-  });
-  await res.arrayBuffer();
-  return res;
-}
-
-async function finish(base: string, loc: string, digest: string, body?: Buffer) {
-  const sep = loc.includes('?') ? '&' : '?';
-  return fetch(`${base}${loc}${sep}digest=${encodeURIComponent(digest)}`, {
-    method: 'PUT',
-    ...(body && { headers: { 'content-type': 'application/octet-stream' }, body: bytes(body) }),
-  });
 }
 
 t.test('two replicas on one bucket: an upload begun on one is finished on the other', async (t) => {

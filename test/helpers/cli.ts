@@ -1,4 +1,5 @@
-// Run a berth sub-command as a real process against a filesystem root.
+// Run a berth sub-command as a real process against a filesystem root (or,
+// with root undefined, the storage that env or a --config file names).
 import { spawn } from 'node:child_process';
 import { CLI } from './berth';
 
@@ -8,10 +9,10 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], root: string, env: Record<string, string> = {}, timeoutMs = 120_000): Promise<CliResult> {
+export function runCli(args: string[], root: string | undefined, env: Record<string, string> = {}, timeoutMs = 120_000): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [CLI, ...args], {
-      env: { ...process.env, REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root, REGISTRY_LOG_LEVEL: 'warn', ...env },
+      env: { ...process.env, ...(root !== undefined && { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root }), REGISTRY_LOG_LEVEL: 'warn', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

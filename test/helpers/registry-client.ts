@@ -85,6 +85,49 @@ export async function mountBlob(url: string, repo: string, digest: string, from?
   return res.status === 201;
 }
 
+/** The path and query of an upload's Location (relative or absolute). */
+const pathOf = (location: string) => {
+  const u = new URL(location, 'http://x');
+  return u.pathname + u.search;
+};
+
+/** POST a new upload session; returns its path (what later requests append to the base URL). */
+export async function startUpload(base: string, repo: string): Promise<string> {
+  const res = await fetch(`${base}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+  if (res.status !== 202) throw new Error(`POST upload: ${res.status} ${await res.text()}`);
+  return pathOf(res.headers.get('location')!);
+}
+
+/** PATCH a chunk starting at `start` (Content-Range); the response is returned, its body read. */
+export async function patchUpload(base: string, loc: string, data: Buffer, start: number): Promise<Response> {
+  const res = await fetch(base + loc, {
+    method: 'PATCH',
+    headers: { 'content-type': 'application/octet-stream', 'content-range': `${start}-${start + data.length - 1}` },
+    body: new Uint8Array(data),
+  });
+  await res.arrayBuffer();
+  return res;
+}
+
+/** PUT ?digest= to finish an upload, with an optional last chunk. */
+export async function finishUpload(base: string, loc: string, digest: string, body?: Buffer): Promise<Response> {
+  const sep = loc.includes('?') ? '&' : '?';
+  return fetch(`${base}${loc}${sep}digest=${encodeURIComponent(digest)}`, {
+    method: 'PUT',
+    ...(body && { headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array(body) }),
+  });
+}
+
+/** An upload's state as the registry reports it: 204 with its Range while it exists, else the status and error code. */
+export async function uploadStatus(base: string, loc: string): Promise<{ status: number; range?: string | null; code?: string }> {
+  const res = await fetch(base + loc);
+  const body = await res.text();
+  return res.status === 204 ? { status: 204, range: res.headers.get('range') } : { status: res.status, code: JSON.parse(body).errors?.[0]?.code };
+}
+
+/** The session id at the end of an upload's path. */
+export const uploadId = (loc: string) => loc.split('?')[0].split('/').pop()!;
+
 export async function pushManifest(url: string, repo: string, reference: string, bytes: Buffer, mediaType: string): Promise<string> {
   const res = await expect(
     await fetch(`${url}/v2/${repo}/manifests/${reference}`, { method: 'PUT', body: new Uint8Array(bytes), headers: { 'content-type': mediaType } }),
