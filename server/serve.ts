@@ -119,7 +119,14 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
         (e) => logger.warn('upload purge failed', { error: String(e) }),
       );
     // The configured interval as given (distribution has no floor); 1 s at least so a zero cannot spin.
-    purgeTimer = setInterval(run, Math.max(1000, purge.interval));
+    const every = Math.max(1000, purge.interval);
+    // A first run soon after start, jittered so replicas started together do not purge at once:
+    // a registry restarted more often than the interval would otherwise never purge.
+    purgeTimer = setTimeout(() => {
+      void run();
+      purgeTimer = setInterval(run, every);
+      purgeTimer.unref();
+    }, Math.min(every, 1000 + Math.random() * 59_000));
     purgeTimer.unref();
   }
 
@@ -128,7 +135,7 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
   const shutdown = async () => {
     if (readiness.isDraining) return;
     readiness.drain();
-    if (purgeTimer) clearInterval(purgeTimer);
+    clearTimeout(purgeTimer); // the first run's timeout or the interval after it
     stopGc?.();
     logger.info('draining', { graceMs: config.http.draintimeout });
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
