@@ -7,6 +7,7 @@ import t from 'tap';
 import { startBerth } from './helpers/berth';
 import { sha256 } from './helpers/ops-client';
 import { freePort } from './helpers/process';
+import { startUpload } from './helpers/registry-client';
 
 interface Reply {
   status: number;
@@ -28,12 +29,6 @@ function openRequest(url: string, method: string, headers: http.OutgoingHttpHead
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function startUpload(base: string, repo: string): Promise<string> {
-  const res = await fetch(`${base}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
-  if (res.status !== 202) throw new Error(`upload start: HTTP ${res.status}`);
-  return res.headers.get('location')!;
-}
-
 t.test('an upload streaming when SIGTERM arrives completes and is readable after a restart', async (t) => {
   const debugPort = await freePort();
   const debug = `http://127.0.0.1:${debugPort}`;
@@ -50,7 +45,7 @@ t.test('an upload streaming when SIGTERM arrives completes and is readable after
 
   const data = crypto.randomBytes(4 << 20);
   const digest = sha256(data);
-  const location = await startUpload(b.url, 'drain/test');
+  const location = b.url + (await startUpload(b.url, 'drain/test'));
   const { req, reply } = openRequest(`${location}?digest=${digest}`, 'PUT', { 'Content-Type': 'application/octet-stream', 'Content-Length': data.length });
   const CHUNK = 64 << 10;
   let signalled = false;
@@ -99,7 +94,7 @@ t.test('a request still running at the end of http.draintimeout is cut, and bert
     await b.kill();
     fs.rmSync(b.root, { recursive: true, force: true });
   });
-  const location = await startUpload(b.url, 'drain/stall');
+  const location = b.url + (await startUpload(b.url, 'drain/stall'));
   const { req, reply } = openRequest(location, 'PATCH', { 'Content-Type': 'application/octet-stream', 'Transfer-Encoding': 'chunked' });
   // Settles when the server cuts the request: an error, not a response.
   const outcome = reply.then(
