@@ -2,7 +2,7 @@
 // started side by side on loopback on fresh storage, interleaved round by
 // round (A,B then B,A, ...) so drifting machine load hits both alike; the
 // table shows medians and the ratio first/second. See bench/README.md.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -516,7 +516,11 @@ async function main() {
   const started = Date.now();
   try {
     for (let i = 0; i < 2; i++) servers.push(await startServer(kinds[i], labels[i]));
-    log(`backend ${opt.backend}; ${servers.map((s) => `${s.label} ${s.url} pid ${s.pid}`).join('; ')}`);
+    // The fixtures' ~20,000 small files are still being written back: flush them first,
+    // or the first pushes' fsyncs queue behind them.
+    const flushed = process.hrtime.bigint();
+    execFileSync('sync');
+    log(`backend ${opt.backend}; ${servers.map((s) => `${s.label} ${s.url} pid ${s.pid}`).join('; ')}; sync ${seconds(flushed).toFixed(1)} s`);
     const phases: [string, (s: Server[]) => Promise<void>][] = [
       ['push', benchPush],
       ['pull', benchPull],
