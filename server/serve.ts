@@ -120,13 +120,14 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
       );
     // The configured interval as given (distribution has no floor); 1 s at least so a zero cannot spin.
     const every = Math.max(1000, purge.interval);
-    // A first run soon after start, jittered so replicas started together do not purge at once:
-    // a registry restarted more often than the interval would otherwise never purge.
+    // The first run within an hour of start (a registry restarted more often than the interval
+    // would otherwise never purge), at a random moment, as distribution does: replicas restarted
+    // together do not all walk the store at once, nor while they warm up.
     purgeTimer = setTimeout(() => {
       void run();
       purgeTimer = setInterval(run, every);
       purgeTimer.unref();
-    }, Math.min(every, 1000 + Math.random() * 59_000));
+    }, Math.min(every, 1000 + Math.random() * 3_599_000));
     purgeTimer.unref();
   }
 
