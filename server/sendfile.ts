@@ -48,7 +48,8 @@ export function sendfile(enabled: boolean): Koa.Middleware {
     await next();
     const file = localFile(ctx.body);
     if (!addon || !enabled || !file || ctx.method !== 'GET' || active >= MAX_TRANSFERS || !ctx.writable) return;
-    const fd = socketFd(ctx.req.socket);
+    // A pipelined request's response waits for the one before it: no socket yet, so Koa streams it.
+    const fd = ctx.res.socket === ctx.req.socket ? socketFd(ctx.req.socket) : undefined;
     if (fd === undefined) return;
     ctx.respond = false;
     active++;

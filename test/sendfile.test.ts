@@ -89,6 +89,30 @@ for (const mode of ['sendfile', 'streamed'] as const) {
     const tail = await get(url, agent, { Range: 'bytes=-77' });
     t.ok(tail.body.equals(blob.subarray(blob.length - 77)), 'a suffix range');
 
+    // Three pipelined GETs on one connection: the responses come back whole and in order.
+    const { pathname, port } = new URL(url);
+    const raw = net.connect(Number(port), '127.0.0.1');
+    const request = (range: string) => `GET ${pathname} HTTP/1.1\r\nHost: x\r\nRange: bytes=${range}\r\n\r\n`;
+    raw.write(request('0-99999') + request('5-9') + request('100-1048675'));
+    const received: Buffer[] = [];
+    raw.on('data', (b: Buffer) => received.push(b));
+    const bodies: Buffer[] = [];
+    for (const want of [100000, 5, 1048576]) {
+      for (;;) {
+        const all = Buffer.concat(received);
+        const head = all.indexOf('\r\n\r\n');
+        if (head >= 0 && all.length >= head + 4 + want) {
+          t.match(all.subarray(0, head).toString(), new RegExp(`^HTTP/1.1 206[^]*content-length: ${want}`, 'i'));
+          bodies.push(all.subarray(head + 4, head + 4 + want));
+          received.splice(0, received.length, all.subarray(head + 4 + want));
+          break;
+        }
+        await new Promise((r) => raw.once('data', r));
+      }
+    }
+    raw.destroy();
+    t.ok(bodies[0].equals(blob.subarray(0, 100000)) && bodies[1].equals(blob.subarray(5, 10)) && bodies[2].equals(blob.subarray(100, 1048676)), 'pipelined ranges, in order, byte for byte');
+
     // Clients that leave mid-transfer, several at once: the server carries on.
     await Promise.all(Array.from({ length: 6 }, (_, i) => abandon(url, (i + 1) * MiB)));
     const after = await get(url, agent);
