@@ -2,12 +2,13 @@
 // started side by side on loopback on fresh storage, interleaved round by
 // round (A,B then B,A, ...) so drifting machine load hits both alike; the
 // table shows medians and the ratio first/second. See bench/README.md.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startBerth } from '../test/helpers/berth';
+import { mustRun } from '../test/helpers/clients';
 import { startDistribution } from '../test/helpers/distribution';
 import { startS3, type S3Server } from '../test/helpers/s3';
 import { S3Driver } from '../storage/drivers/s3';
@@ -378,13 +379,7 @@ async function benchPull(servers: Server[]) {
 
 /** GET url with curl into /dev/null (following redirects); throws unless it got 200 and `size` bytes. */
 async function curlGet(url: string, size: number): Promise<void> {
-  const out = await new Promise<string>((resolve, reject) => {
-    const p = spawn('curl', ['-sS', '-L', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', url], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let s = '';
-    p.stdout.on('data', (b) => (s += b));
-    p.on('error', (e) => reject(new Error(`curl: ${e.message} (install it: apt-get install curl)`)));
-    p.on('exit', (code) => (code === 0 ? resolve(s) : reject(new Error(`curl exited ${code}: ${s}`))));
-  });
+  const { stdout: out } = await mustRun('curl', ['-sS', '-L', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', url]);
   if (out !== `200 ${size}`) throw new Error(`GET ${url}: got "${out}" (status, bytes), want "200 ${size}"`);
 }
 
@@ -404,13 +399,7 @@ const UNIT_S: Record<string, number> = { us: 1e-6, ms: 1e-3, s: 1, m: 60 };
 /** wrk: C, multi-threaded, keep-alive; on 2 cores a Node load generator would take the server's CPU. */
 async function wrk(url: string, seconds = SECONDS): Promise<{ rps: number; p99ms: number; non2xx: number }> {
   const args = ['-t', '2', '-c', String(CONNS), '-d', `${seconds}s`, '--latency', '-H', `Accept: ${MANIFEST_ACCEPT}`, url];
-  const out = await new Promise<string>((resolve, reject) => {
-    const p = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let s = '';
-    p.stdout.on('data', (b) => (s += b));
-    p.on('error', (e) => reject(new Error(`wrk: ${e.message} (install it: apt-get install wrk)`)));
-    p.on('exit', (code) => (code === 0 ? resolve(s) : reject(new Error(`wrk exited ${code}:\n${s}`))));
-  });
+  const { stdout: out } = await mustRun('wrk', args);
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
   const p99 = /^\s+99%\s+([\d.]+)(us|ms|s|m)\s*$/m.exec(out);
   if (!rps || !p99) throw new Error(`cannot parse wrk output:\n${out}`);

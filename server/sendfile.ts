@@ -12,21 +12,21 @@ import type Koa from 'koa';
 import { localFile, type LocalFileRange } from '../storage/driver';
 import { countBytesOut } from './observe';
 
-interface Addon {
+export interface SendfileAddon {
   send(socketFd: number, fileFd: number, offset: number, length: number, idleMs: number, done: (errno: number, sent: number) => void): object;
   cancel(handle: object): void;
 }
 
-function load(): Addon | undefined {
+function load(): SendfileAddon | undefined {
   try {
-    return require(path.join(__dirname, 'native', 'sendfile.node')) as Addon;
+    return require(path.join(__dirname, 'native', 'sendfile.node')) as SendfileAddon;
   } catch {
     return undefined;
   }
 }
 
-const addon = load();
-export const sendfileAvailable = addon !== undefined;
+/** The built addon, or undefined (no compiler or headers at build time). */
+export const addon = load();
 
 /** Each transfer has a thread of its own (it blocks on the socket, not on libuv's pool). */
 const MAX_TRANSFERS = 256;
@@ -62,7 +62,7 @@ export function sendfile(enabled: boolean): Koa.Middleware {
   };
 }
 
-async function transfer(addon: Addon, res: http.ServerResponse, fd: number, file: LocalFileRange): Promise<void> {
+async function transfer(addon: SendfileAddon, res: http.ServerResponse, fd: number, file: LocalFileRange): Promise<void> {
   const socket = res.socket!;
   res.flushHeaders();
   // The kernel appends to the socket directly: Node's queue (the headers) must be empty first.

@@ -68,7 +68,7 @@ export class BlobCache {
       if (f.size <= this.maxObject) this.entries.set(f.digest, f.size);
       else await fsp.rm(this.file(f.digest), { force: true }); // maxsize was lowered
     }
-    return { entries: this.entries.size, bytes: this.entries.calculatedSize };
+    return this.size;
   }
 
   /** [start, end) of a cached blob of `size` bytes, or undefined on a miss. */

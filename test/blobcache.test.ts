@@ -29,16 +29,9 @@ function source(data: Buffer): Readable {
   );
 }
 
+/** Files under root, relative to it, sorted. */
 function files(root: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      if (e.isDirectory()) walk(path.join(d, e.name));
-      else out.push(path.relative(root, path.join(d, e.name)));
-    }
-  };
-  walk(root);
-  return out.sort();
+  return (fs.readdirSync(root, { recursive: true }) as string[]).filter((f) => fs.statSync(path.join(root, f)).isFile()).sort();
 }
 
 t.test('blob cache', async (t) => {

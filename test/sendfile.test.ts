@@ -8,18 +8,13 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { sendfileAvailable } from '../server/sendfile';
+import { addon } from '../server/sendfile';
 import { startBerth, tempDir, type Berth } from './helpers/berth';
 import { bufferSource, OciClient } from './helpers/oci-client';
 
 const MiB = 1 << 20;
-const ADDON = path.resolve(__dirname, '../server/native/sendfile.node');
-interface Addon {
-  send(socketFd: number, fileFd: number, offset: number, length: number, idleMs: number, done: (errno: number, sent: number) => void): object;
-  cancel(handle: object): void;
-}
 
-if (!sendfileAvailable) {
+if (!addon) {
   // npm's build prints why; under CI the compiler is installed, so a missing addon is a failure.
   if (process.env.CI === 'true') t.fail('the sendfile addon was not built (see the output of npm run build)');
   else t.comment('NOTICE: the sendfile addon is not built (no C compiler or Node headers): testing the streamed path only');
@@ -71,7 +66,7 @@ async function blobServer(t: Test, env: Record<string, string>, blob: Buffer): P
 const blob = crypto.randomBytes(24 * MiB + 123);
 
 for (const mode of ['sendfile', 'streamed'] as const) {
-  t.test(`blob GETs, ${mode}`, { skip: mode === 'sendfile' && !sendfileAvailable && 'addon not built' }, async (t) => {
+  t.test(`blob GETs, ${mode}`, { skip: mode === 'sendfile' && !addon && 'addon not built' }, async (t) => {
     const { server, url } = await blobServer(t, { REGISTRY_BERTH_SENDFILE: String(mode === 'sendfile') }, blob);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     t.teardown(() => agent.destroy());
@@ -121,9 +116,9 @@ for (const mode of ['sendfile', 'streamed'] as const) {
   });
 }
 
-t.test('the addon on its own: bytes, idle limit, cancel', { skip: !sendfileAvailable && 'addon not built' }, async (t) => {
-  const addon = require(ADDON) as Addon;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-sendfile-'));
+t.test('the addon on its own: bytes, idle limit, cancel', { skip: !addon && 'addon not built' }, async (t) => {
+  const native = addon!;
+  const dir = tempDir('berth-sendfile-');
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'data');
   fs.writeFileSync(file, blob);
@@ -147,9 +142,9 @@ t.test('the addon on its own: bytes, idle limit, cancel', { skip: !sendfileAvail
   const send = (sock: number, offset: number, length: number, idleMs: number) => {
     let handle: object;
     const done = new Promise<{ errno: number; sent: number }>((resolve) => {
-      handle = addon.send(sock, fd, offset, length, idleMs, (errno, sent) => resolve({ errno, sent }));
+      handle = native.send(sock, fd, offset, length, idleMs, (errno, sent) => resolve({ errno, sent }));
     });
-    return { done, cancel: () => addon.cancel(handle) };
+    return { done, cancel: () => native.cancel(handle) };
   };
 
   {
@@ -178,5 +173,5 @@ t.test('the addon on its own: bytes, idle limit, cancel', { skip: !sendfileAvail
     const { errno } = await transfer.done;
     t.not(errno, 0, `a cancelled transfer ends with an error (errno ${errno})`);
   }
-  t.throws(() => addon.send(-1, fd, 0, 1, 0, () => {}), /non-negative/, 'bad arguments throw');
+  t.throws(() => native.send(-1, fd, 0, 1, 0, () => {}), /non-negative/, 'bad arguments throw');
 });

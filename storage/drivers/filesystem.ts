@@ -97,17 +97,14 @@ export class FilesystemDriver implements StorageDriver {
     } catch (e) {
       notFound(e, p);
     }
-    let size: number;
+    let stop: number;
     try {
-      size = (await fh.stat()).size;
+      const size = (await fh.stat()).size;
+      stop = end ?? size;
+      if (offset < 0 || offset > size || stop > size || stop < offset) throw new InvalidOffsetError(p, offset);
     } catch (e) {
       await fh.close();
       throw e;
-    }
-    const stop = end ?? size;
-    if (offset < 0 || offset > size || stop > size || stop < offset) {
-      await fh.close();
-      throw new InvalidOffsetError(p, offset);
     }
     return streamRange(fh, offset, stop);
   }
