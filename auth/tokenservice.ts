@@ -119,7 +119,9 @@ export function createTokenService(cfg: TokenServerConfig, log: Logger = console
     if (!ok) {
       throttle.failed(name, ctx.ip);
       // Unknown names are not logged: they are often passwords typed into the wrong field.
-      log.warn(user ? `token: failed login for user ${user.name} from ${ctx.ip}` : `token: failed login for an unknown user from ${ctx.ip}`);
+      const msg = user ? `token: failed login for user ${user.name} from ${ctx.ip}` : `token: failed login for an unknown user from ${ctx.ip}`;
+      if (ctx.state.requestId) log.warn(msg, { requestId: ctx.state.requestId });
+      else log.warn(msg);
       throw new RequestError(401, 'invalid_grant', 'invalid username or password');
     }
     throttle.succeeded(name);

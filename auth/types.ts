@@ -7,5 +7,5 @@ export interface RequestAuth {
 }
 
 export interface Logger {
-  warn(msg: string): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
 }

@@ -1,12 +1,12 @@
 // The outermost middleware: a request id for every request (echoed in
-// X-Request-Id and on every log line written while handling it), then, once the
+// X-Request-Id and on the log lines about it), then, once the
 // response has gone out in full or the client went away, the access log line,
 // the request metrics and the webhook event.
 import crypto from 'node:crypto';
 import type http from 'node:http';
 import type Koa from 'koa';
 import type { Ctx, State } from './context';
-import { requestContext, type Logger } from './log';
+import type { Logger } from './log';
 import { routeTemplate, type Metrics } from './metrics';
 import type { Notifier } from './notifications';
 
@@ -106,7 +106,7 @@ export function observe(opts: ObserveOptions): Koa.Middleware<State> {
         logger.error('request bookkeeping failed', { requestId, error: (e as Error)?.stack ?? String(e) });
       }
     });
-    await requestContext.run({ requestId }, next);
+    await next();
     if (opts.draining()) ctx.set('Connection', 'close');
   };
 }

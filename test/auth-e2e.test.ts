@@ -271,7 +271,8 @@ t.test('no secret reaches the logs, at debug level with the access log on', asyn
   const wrong = 'wrong-Pass-1234';
   secrets['wrong password'] = wrong;
   secrets['wrong Basic header value'] = basic('alice', wrong).slice('Basic '.length);
-  t.equal((await fetch(`${b.url}/token?service=${SERVICE}`, { headers: { authorization: basic('alice', wrong) } })).status, 401);
+  const failed = await fetch(`${b.url}/token?service=${SERVICE}`, { headers: { authorization: basic('alice', wrong), 'x-request-id': 'failed-login' } });
+  t.equal(failed.status, 401);
   // containerd and docker's later requests: OAuth2 POSTs with a password and with the refresh token.
   const byPassword = await json(await tokenPost({ grant_type: 'password', username: 'alice', password: creds.alice, access_type: 'offline', scope: 'repository:alice/app:pull' }));
   secrets['password grant access token'] = byPassword.access_token;
@@ -289,10 +290,10 @@ t.test('no secret reaches the logs, at debug level with the access log on', asyn
   const deadline = Date.now() + 5000;
   while (!b.output().includes('"secrets-last"') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   const out = b.output();
-  const lines = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; path?: string });
+  const lines = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; path?: string; requestId?: string });
   t.equal(lines.filter((l) => l.msg === 'request' && l.path === '/token').length, 4, 'each of the 4 token requests has its access line');
   t.ok(lines.some((l) => l.msg === 'request' && l.path === '/v2/alice/app/tags/list'), 'registry requests too');
-  t.match(out, /failed login for user alice/, 'the failed login is logged');
+  t.match(lines.find((l) => /failed login for user alice/.test(l.msg)), { requestId: 'failed-login' }, 'the failed login is logged, with its request id');
   for (const [name, value] of Object.entries(secrets)) t.notOk(out.includes(value), `no ${name} in the logs`);
   t.notMatch(out, /eyJ/, 'nothing that looks like a JWT');
 });
