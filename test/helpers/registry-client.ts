@@ -1,8 +1,10 @@
 // A minimal registry client over real HTTP (fetch) for tests: push blobs and
-// manifests, mount, pull back. Images are built from random bytes in memory.
+// manifests, mount, pull back. Images are built from random bytes in memory;
+// manifests are oci-client's, over descriptors of those bytes.
 import crypto from 'node:crypto';
+import { OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, imageIndex, imageManifest as ociManifest, sha256 } from './oci-client';
 
-export const sha256 = (b: Buffer | string) => `sha256:${crypto.createHash('sha256').update(b).digest('hex')}`;
+export { sha256 };
 
 export interface Blob {
   digest: string;
@@ -27,30 +29,20 @@ export function randomBlob(size: number): Blob {
   return blob(crypto.randomBytes(size));
 }
 
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+const descriptor = (mediaType: string, b: Blob) => ({ mediaType, digest: b.digest, size: b.bytes.length });
 
-/** An OCI image manifest over config + layers, optionally with a subject (a referrer). */
+/** An OCI image manifest over config + layers (uncompressed tar), optionally with a subject (a referrer). */
 export function imageManifest(config: Blob, layers: Blob[], extra: Record<string, unknown> = {}): Buffer {
-  return Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config.digest, size: config.bytes.length },
-      layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: l.digest, size: l.bytes.length })),
-      ...extra,
-    }),
+  return ociManifest(
+    descriptor(OCI_CONFIG, config),
+    layers.map((l) => descriptor('application/vnd.oci.image.layer.v1.tar', l)),
+    extra,
   );
 }
 
+/** An OCI index over image manifests, one made-up architecture each. */
 export function indexManifest(children: { digest: string; size: number }[]): Buffer {
-  return Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_INDEX,
-      manifests: children.map((c, i) => ({ mediaType: OCI_MANIFEST, digest: c.digest, size: c.size, platform: { os: 'linux', architecture: `arch${i}` } })),
-    }),
-  );
+  return imageIndex(children.map((c, i) => ({ mediaType: OCI_MANIFEST, digest: c.digest, size: c.size, platform: { os: 'linux', architecture: `arch${i}` } })));
 }
 
 async function expect(res: Response, status: number[], what: string): Promise<Response> {
