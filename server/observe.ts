@@ -3,7 +3,7 @@
 // response has gone out in full or the client went away, the access log line,
 // the request metrics and the webhook event.
 import crypto from 'node:crypto';
-import type http from 'node:http';
+import http from 'node:http';
 import type Koa from 'koa';
 import type { Ctx, State } from './context';
 import type { Logger } from './log';
@@ -24,7 +24,13 @@ export interface ObserveOptions {
 // Ids from clients are echoed in headers and logs: only plain tokens.
 const CLIENT_ID = /^[\w.:-]{1,128}$/;
 
-const counters = new WeakMap<http.ServerResponse, { in: number; out: number }>();
+interface Bytes {
+  in: number;
+  out: number;
+}
+
+/** Each request's and response's byte counts (the same object for both). */
+const counters = new WeakMap<object, Bytes>();
 
 /** Body bytes a response sent past res.write (sendfile). */
 export function countBytesOut(res: http.ServerResponse, bytes: number): void {
@@ -32,34 +38,45 @@ export function countBytesOut(res: http.ServerResponse, bytes: number): void {
   if (n) n.out += bytes;
 }
 
+const sizeOf = (chunk: unknown, enc: unknown) =>
+  typeof chunk === 'string' ? Buffer.byteLength(chunk, typeof enc === 'string' ? (enc as BufferEncoding) : 'utf8') : chunk instanceof Uint8Array ? chunk.length : 0;
+
+// One set of functions for every request (no closures per request: this runs
+// on every manifest GET). Explicit undefined arguments mean what omitted ones do.
+const { write, end } = http.ServerResponse.prototype;
+const iterate = http.IncomingMessage.prototype[Symbol.asyncIterator];
+
+function countedWrite(this: http.ServerResponse, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
+  counters.get(this)!.out += sizeOf(chunk, encoding);
+  return (write as (...a: unknown[]) => boolean).call(this, chunk, encoding, cb);
+}
+
+function countedEnd(this: http.ServerResponse, chunk?: unknown, encoding?: unknown, cb?: unknown): http.ServerResponse {
+  if (typeof chunk !== 'function') counters.get(this)!.out += sizeOf(chunk, encoding);
+  return (end as (...a: unknown[]) => http.ServerResponse).call(this, chunk, encoding, cb);
+}
+
+async function* countedIterate(this: http.IncomingMessage): AsyncGenerator<Buffer> {
+  const n = counters.get(this)!;
+  for await (const chunk of iterate.call(this)) {
+    n.in += (chunk as Buffer).length;
+    yield chunk as Buffer;
+  }
+}
+
 /**
  * Body bytes actually received and sent. Handlers read the request with
- * for-await and Koa streams responses through res.write/end, so wrapping those
+ * for-await and Koa streams responses through res.write/end, so replacing those
  * on this request's own objects sees every byte without buffering or a
  * 'data' listener (which would steal chunks from the handler).
  */
-function countBytes(req: http.IncomingMessage, res: http.ServerResponse): { in: number; out: number } {
+function countBytes(req: http.IncomingMessage, res: http.ServerResponse): Bytes {
   const n = { in: 0, out: 0 };
+  counters.set(req, n);
   counters.set(res, n);
-  const iterate = req[Symbol.asyncIterator].bind(req);
-  req[Symbol.asyncIterator] = async function* () {
-    for await (const chunk of iterate()) {
-      n.in += (chunk as Buffer).length;
-      yield chunk;
-    }
-  };
-  const size = (chunk: unknown, enc?: unknown) =>
-    typeof chunk === 'string' ? Buffer.byteLength(chunk, typeof enc === 'string' ? (enc as BufferEncoding) : 'utf8') : chunk instanceof Uint8Array ? chunk.length : 0;
-  const write = res.write;
-  const end = res.end;
-  res.write = function (this: http.ServerResponse, chunk: unknown, ...rest: unknown[]) {
-    n.out += size(chunk, rest[0]);
-    return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
-  } as typeof res.write;
-  res.end = function (this: http.ServerResponse, chunk?: unknown, ...rest: unknown[]) {
-    if (typeof chunk !== 'function') n.out += size(chunk, rest[0]);
-    return (end as (...a: unknown[]) => http.ServerResponse).call(this, chunk, ...rest);
-  } as typeof res.end;
+  req[Symbol.asyncIterator] = countedIterate;
+  res.write = countedWrite as typeof res.write;
+  res.end = countedEnd as typeof res.end;
   return n;
 }
 
