@@ -29,8 +29,24 @@ export interface Berth extends Managed {
   host: string;
 }
 
+const tempDirs: string[] = [];
+// Every test file is a process of its own: what it made goes when it exits
+// (a full run used to leave dozens of stores behind in /tmp).
+process.once('exit', () => {
+  for (const d of tempDirs) {
+    try {
+      fs.rmSync(d, { recursive: true, force: true });
+    } catch {
+      // Something still holds it (a mount, a process): leave it rather than fail the exit.
+    }
+  }
+});
+
+/** A fresh directory under the system's temp dir, removed when this process exits. */
 export function tempDir(prefix = 'berth-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.push(d);
+  return d;
 }
 
 export async function startBerth(opts: BerthOptions = {}): Promise<Berth> {
