@@ -16,7 +16,6 @@ import { tempDir } from './helpers/berth';
 import { basic, TEST_POLICY } from './helpers/auth';
 
 const dir = tempDir('berth-policy-');
-t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 t.test('globs', async (t) => {
   t.ok(globToRegExp('team/*').test('team/app'));

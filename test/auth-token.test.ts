@@ -20,7 +20,6 @@ const ISSUER = 'berth-test-issuer';
 const quiet = { warn: () => {} };
 
 const dir = tempDir('berth-auth-');
-t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const signer = writeKey(dir, 'signer');
 const usersFile = path.join(dir, 'users.yml');

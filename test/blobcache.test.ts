@@ -36,7 +36,6 @@ function files(root: string): string[] {
 
 t.test('blob cache', async (t) => {
   const root = tempDir('berth-blobcache-');
-  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
   const cache = new BlobCache({ rootdirectory: root, maxsize: 4096 * KiB });
   t.same(await cache.open(), { entries: 0, bytes: 0 });
 

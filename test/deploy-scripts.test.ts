@@ -27,7 +27,6 @@ function healthcheck(env: Record<string, string>): Promise<number> {
 
 t.test('healthcheck.js follows the server address and fails when nothing answers', async (t) => {
   const none = tempDir('berth-hc-');
-  t.teardown(() => fs.rmSync(none, { recursive: true, force: true }));
   const berth = await startBerth({ root: path.join(none, 'store') });
   t.teardown(() => berth.stop());
   const noConfig = path.join(none, 'absent.yml');
@@ -43,7 +42,6 @@ t.test('healthcheck.js follows the server address and fails when nothing answers
 
 t.test('token-keys.js makes a signing key its JWKS verifies, once', { skip: process.getuid?.() === 0 ? false : 'chowns to 65532: needs root' }, async (t) => {
   const dir = tempDir('berth-keys-');
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   await promisify(execFile)(process.execPath, [TOKEN_KEYS, dir]);
   const key = fs.readFileSync(path.join(dir, 'token.key'));
   const jwks = JSON.parse(fs.readFileSync(path.join(dir, 'jwks.json'), 'utf8'));

@@ -1,7 +1,6 @@
 // berth du and GET /berth/v1/usage: logical bytes per repository (its tagged
 // images, each counted whole) against bytes stored once, equal to the
 // fixture's known sizes.
-import fs from 'node:fs';
 import t from 'tap';
 import { FilesystemDriver } from '../storage/drivers/filesystem';
 import type { Usage } from '../storage/du';
@@ -17,7 +16,6 @@ function parts(img: FixtureImage): Blob[] {
 
 t.test('du figures equal the fixture sizes, on the command line and over HTTP', async (t) => {
   const root = tempDir('berth-du-');
-  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
   const { fixture } = await buildFixture(new FilesystemDriver({ rootdirectory: root }));
 
   const repos = ['a/app', 'b/app', 'c/app'];

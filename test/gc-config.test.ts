@@ -34,7 +34,6 @@ async function pulls(store: ContentStore, img: FixtureImage): Promise<boolean> {
 
 t.test('gc --config FILE applies the file\'s retention: untaggedage drops old untagged manifests, keeps recent ones', async (t) => {
   const dir = tempDir('berth-gc-config-');
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const root = path.join(dir, 'store');
   const store = new ContentStore(new FilesystemDriver({ rootdirectory: root }), { deleteEnabled: true, linkCacheTtlMs: 1 });
 

@@ -19,7 +19,6 @@ const GC = ['gc', '--min-age', '0s'];
 /** A store with garbage (the fixture's orphan blob), another collector's driver on it, and probes. */
 async function setup(t: Test) {
   const root = tempDir('berth-gc-lease-');
-  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
   const driver = new FilesystemDriver({ rootdirectory: root });
   const { fixture } = await buildFixture(driver);
   const orphanFile = path.join(root, paths.blobData(parseDigest(fixture.orphan.digest)));

@@ -2,7 +2,6 @@
 // enabled; the lease lets one collect at a time, the garbage goes exactly
 // once, and what is tagged stays. Also: a bad retention policy is a clear
 // configuration error.
-import fs from 'node:fs';
 import t from 'tap';
 import { startBerth, tempDir } from './helpers/berth';
 import { runCli } from './helpers/cli';
@@ -12,7 +11,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 t.test('two replicas with scheduled GC collect the garbage once', async (t) => {
   const root = tempDir('berth-gc-sched-');
-  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
   const env = {
     REGISTRY_LOG_LEVEL: 'info',
     REGISTRY_LOG_ACCESSLOG_DISABLED: 'true',
@@ -52,7 +50,6 @@ t.test('two replicas with scheduled GC collect the garbage once', async (t) => {
 
 t.test('a retention policy without a repository pattern is a configuration error', async (t) => {
   const root = tempDir('berth-gc-conf-');
-  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
   const r = await runCli(['gc', '--dry-run'], root, { REGISTRY_BERTH_GC_RETENTION: '[{"keeplatest": 3}]' });
   t.equal(r.code, 2);
   t.match(r.stderr, /berth\.gc\.retention\[0\]\.repository is required/);

@@ -23,7 +23,6 @@ function berth(args: string[], env: Record<string, string> = {}): Promise<Result
 
 t.test('config check prints the effective settings with secrets masked', async (t) => {
   const dir = tempDir('berth-cli-');
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'config.yml');
   fs.writeFileSync(
     file,
@@ -54,7 +53,6 @@ notifications:
 
 t.test('config check rejects a broken config with a clear message and exit 2', async (t) => {
   const dir = tempDir('berth-cli-');
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const cases: Array<[string, RegExp]> = [
     ['notifications:\n  endpoints:\n    - name: x\n', /notifications\.endpoints\[0\]\.url must be an http\(s\) URL/],
     ['notifications:\n  endpoints:\n    - name: x\n      url: ftp://h/\n', /must be an http\(s\) URL/],

@@ -141,7 +141,6 @@ t.test('metrics can be turned off', async (t) => {
 
 t.test('storage errors and GC runs are counted', async (t) => {
   const root = tempDir();
-  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
   const metrics = new Metrics();
   const driver = instrumentDriver(new FilesystemDriver({ rootdirectory: root }), metrics.storage);
   await driver.putContent('/a/b', Buffer.from('x'));

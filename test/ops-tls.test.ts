@@ -41,7 +41,6 @@ async function skopeo(...args: string[]): Promise<string> {
 
 t.test('HTTPS with a self-signed certificate, verified by skopeo', { skip }, async (t) => {
   const dir = tempDir('berth-tls-');
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   await certificate(dir, 'server');
   const trust = path.join(dir, 'trust');
   fs.mkdirSync(trust);
@@ -77,7 +76,6 @@ t.test('HTTPS with a self-signed certificate, verified by skopeo', { skip }, asy
 
 t.test('http.tls.clientcas requires a client certificate from those CAs', { skip }, async (t) => {
   const dir = tempDir('berth-mtls-');
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   await certificate(dir, 'server');
   await certificateAuthority(dir, 'clientca');
   await certificate(dir, 'client', { ca: 'clientca', client: true });

@@ -4,7 +4,6 @@
 // piped: `berth gc` prints progress lines, per-phase timings and a one-line
 // summary; verify and du end with theirs.
 import { Writable } from 'node:stream';
-import fs from 'node:fs';
 import t from 'tap';
 import { FilesystemDriver } from '../storage/drivers/filesystem';
 import { createProgress } from '../server/progress';
@@ -69,7 +68,6 @@ t.test('on a terminal: one bar redrawn in place and cleared at the end', async (
 
 t.test('berth gc, verify and du off a terminal: progress lines, phase timings, a one-line summary', async (t) => {
   const root = tempDir('berth-progress-');
-  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
   await buildFixture(new FilesystemDriver({ rootdirectory: root }));
 
   const gc = await runCli(['gc', '--min-age', '0s', '--delete-untagged'], root);

@@ -33,7 +33,6 @@ const uploadDirExists = (root: string, loc: string) => fs.existsSync(path.join(r
 
 t.test('purgeUploads removes uploads older than the age; fresh ones stay and complete; dryrun only reports', async (t) => {
   const root = tempDir('berth-purge-');
-  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
   const b = await berthOn(t, root);
   const driver = new FilesystemDriver({ rootdirectory: root });
 
@@ -78,7 +77,6 @@ t.test('purgeUploads removes uploads older than the age; fresh ones stay and com
 
 t.test('berth gc purges stale uploads first when uploadpurging is enabled', async (t) => {
   const root = tempDir('berth-purge-gc-');
-  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
   const b = await berthOn(t, root);
   const old = await startUpload(b.url, REPO);
   const fresh = await startUpload(b.url, REPO);
@@ -107,7 +105,6 @@ t.test('berth gc purges stale uploads first when uploadpurging is enabled', asyn
 /** A berth purging uploads older than 1h every second, with one upload started 2h ago and one just now. */
 async function servedPurge(t: Test, env: Record<string, string> = {}) {
   const root = tempDir('berth-purge-serve-');
-  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
   const b = await berthOn(t, root, {
     REGISTRY_LOG_LEVEL: 'info',
     REGISTRY_LOG_ACCESSLOG_DISABLED: 'true',

@@ -54,7 +54,6 @@ function abandon(url: string, bytes: number): Promise<void> {
 
 async function blobServer(t: Test, env: Record<string, string>, blob: Buffer): Promise<{ server: Berth; url: string }> {
   const root = tempDir('berth-sendfile-');
-  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
   const server = await startBerth({ root, env });
   t.teardown(() => server.stop());
   const c = new OciClient(server.url);
@@ -119,7 +118,6 @@ for (const mode of ['sendfile', 'streamed'] as const) {
 t.test('the addon on its own: bytes, idle limit, cancel', { skip: !addon && 'addon not built' }, async (t) => {
   const native = addon!;
   const dir = tempDir('berth-sendfile-');
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'data');
   fs.writeFileSync(file, blob);
   const fd = fs.openSync(file, 'r');

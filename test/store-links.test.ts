@@ -1,6 +1,5 @@
 // Tag and link lookups: concurrent misses of one link share one read, and a
 // write made while such a read is in flight is not overwritten by it.
-import fs from 'node:fs';
 import t from 'tap';
 import type { StorageDriver } from '../storage/driver';
 import { FilesystemDriver } from '../storage/drivers/filesystem';
@@ -31,7 +30,6 @@ function watched(inner: StorageDriver) {
 
 t.test('link lookups', async (t) => {
   const root = tempDir('berth-links-');
-  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
   const w = watched(new FilesystemDriver({ rootdirectory: root }));
   const store = new ContentStore(w.driver, { linkCacheTtlMs: 50 });
   const v1 = await putImage(store, 'team/app', 'v1', [blob('{"n":1}'), blob('layer one')]);

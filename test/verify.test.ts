@@ -23,7 +23,6 @@ function ageTree(dir: string, seconds: number): void {
 
 t.test('verify finds a flipped byte and a deleted blob, by repository and image', async (t) => {
   const root = tempDir('berth-verify-');
-  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
   const driver = new FilesystemDriver({ rootdirectory: root });
   const { fixture } = await buildFixture(driver);
 
