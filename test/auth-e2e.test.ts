@@ -18,6 +18,7 @@ import { containersStorageArgs, findClient, inCI, needClients, run, type RunResu
 import { haveDistribution, startDistribution } from './helpers/distribution';
 import { startEngines } from './helpers/engines';
 import { plainTempDir } from './helpers/images';
+import { waitFor } from './helpers/ops-client';
 import { freePort, launch } from './helpers/process';
 
 const SERVICE = 'berth-e2e';
@@ -287,8 +288,7 @@ t.test('no secret reaches the logs, at debug level with the access log on', asyn
   t.equal(last.status, 404, 'the bearer token admits (the repository is empty)');
 
   // Access lines are written when the response closes: wait for the last one.
-  const deadline = Date.now() + 5000;
-  while (!b.output().includes('"secrets-last"') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await waitFor('the last access line', () => b.output().includes('"secrets-last"'), 5000);
   const out = b.output();
   const lines = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; path?: string; requestId?: string });
   t.equal(lines.filter((l) => l.msg === 'request' && l.path === '/token').length, 4, 'each of the 4 token requests has its access line');

@@ -11,11 +11,11 @@ import { paths } from '../storage/paths';
 import { purgeUploads } from '../storage/purge';
 import { startBerth, tempDir, type Berth } from './helpers/berth';
 import { runCli } from './helpers/cli';
+import { waitFor } from './helpers/ops-client';
 import { finishUpload, getBytes, patchUpload, randomBlob, startUpload, uploadId, uploadStatus } from './helpers/registry-client';
 
 const HOUR = 3_600_000;
 const REPO = 'purge/app';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A berth on `root` whose own purge stays out of the way unless env turns it on. */
 async function berthOn(t: Test, root: string, env: Record<string, string> = {}): Promise<Berth> {
@@ -123,28 +123,24 @@ async function servedPurge(t: Test, env: Record<string, string> = {}) {
       .split('\n')
       .filter((l) => l.includes('"msg":"upload purge"'))
       .map((l) => JSON.parse(l));
-  const waitFor = async (done: () => boolean | Promise<boolean>) => {
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline && !(await done())) await sleep(200);
-  };
-  return { b, old, fresh, runs, waitFor };
+  return { b, old, fresh, runs };
 }
 
 t.test('serve purges on its configured interval', async (t) => {
-  const { b, old, fresh, runs, waitFor } = await servedPurge(t);
-  await waitFor(async () => (await uploadStatus(b.url, old)).status === 404);
+  const { b, old, fresh, runs } = await servedPurge(t);
+  await waitFor('the stale upload purged', async () => (await uploadStatus(b.url, old)).status === 404, 10_000);
   t.same(await uploadStatus(b.url, old), { status: 404, code: 'BLOB_UPLOAD_UNKNOWN' }, 'the stale upload was purged by serve itself');
   t.equal((await uploadStatus(b.url, fresh)).status, 204, 'the fresh one stays');
   t.ok(runs().some((r) => r.purged === 1 && !r.dryRun), 'a logged run purged it');
   const seen = runs().length;
-  await waitFor(() => runs().length >= seen + 2);
+  await waitFor('two more runs', () => runs().length >= seen + 2, 10_000);
   t.ok(runs().length >= seen + 2, 'and runs keep coming on the interval');
   t.notOk(/upload purge failed/.test(b.output()), 'no run failed');
 });
 
 t.test('serve with dryrun reports stale uploads and keeps them', async (t) => {
-  const { b, old, fresh, runs, waitFor } = await servedPurge(t, { REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_DRYRUN: 'true' });
-  await waitFor(() => runs().length >= 2);
+  const { b, old, fresh, runs } = await servedPurge(t, { REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_DRYRUN: 'true' });
+  await waitFor('two runs', () => runs().length >= 2, 10_000);
   t.ok(runs().length >= 2, 'runs happened');
   t.ok(runs().every((r) => r.dryRun && r.scanned === 2 && r.purged === 1), 'each reported the stale upload as one to purge');
   t.equal((await uploadStatus(b.url, old)).status, 204, 'and left it in place');

@@ -11,6 +11,7 @@ import type { Test } from 'tap';
 import type { GcReport } from '../../storage/gc';
 import { startBerth, type BerthOptions } from './berth';
 import { runCli } from './cli';
+import { OCI_MANIFEST } from './oci-client';
 import { mountBlob, pushBlob, pushManifest, imageManifest, randomBlob, sha256, verifyPull, type Blob, type Image } from './registry-client';
 
 const WORKERS = 3;
@@ -61,9 +62,9 @@ export async function gcStress(t: Test, store: StressStore): Promise<void> {
     const digest = sha256(manifest);
     // Two overwritten tags per worker, a kept tag now and then, and untagged pushes.
     const tag = i % 5 === 4 ? `keep-${w}-${i}` : i % 7 === 6 ? undefined : `w${w}-${i % 2}`;
-    await pushManifest(url, repo, tag ?? digest, manifest, 'application/vnd.oci.image.manifest.v1+json');
+    await pushManifest(url, repo, tag ?? digest, manifest, OCI_MANIFEST);
     stats.acked++;
-    if (tag) current.set(`${repo}:${tag}`, { repo, tag, digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', manifest, blobs: [config, ...layers] });
+    if (tag) current.set(`${repo}:${tag}`, { repo, tag, digest, mediaType: OCI_MANIFEST, manifest, blobs: [config, ...layers] });
   };
 
   const worker = async (w: number) => {
