@@ -9,15 +9,9 @@ import t from 'tap';
 import { BlobCache } from '../storage/blobcache';
 import { localFile } from '../storage/driver';
 import { tempDir } from './helpers/berth';
+import { readAll as drain, sha256 as digestOf } from './helpers/oci-client';
 
 const KiB = 1024;
-const digestOf = (b: Buffer) => `sha256:${crypto.createHash('sha256').update(b).digest('hex')}`;
-
-async function drain(s: Readable): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const b of s) parts.push(b as Buffer);
-  return Buffer.concat(parts);
-}
 
 /** A backend read: `data` in 64 KiB chunks, like a network stream. */
 function source(data: Buffer): Readable {

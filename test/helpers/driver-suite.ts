@@ -5,6 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import t, { type Test } from 'tap';
+import { readAll } from './oci-client';
 import {
   InvalidOffsetError,
   PathNotFoundError,
@@ -30,12 +31,6 @@ export interface SuiteOptions {
 }
 
 const MiB = 1024 * 1024;
-
-async function readAll(r: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of r) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 

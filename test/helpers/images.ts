@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { sha256 } from './oci-client';
 
 export const MEDIA = {
   manifest: 'application/vnd.oci.image.manifest.v1+json',
@@ -21,9 +22,7 @@ export interface Descriptor {
   annotations?: Record<string, string>;
 }
 
-export function sha256(b: Buffer | string): string {
-  return 'sha256:' + crypto.createHash('sha256').update(b).digest('hex');
-}
+export { sha256 };
 
 /**
  * A temp directory whose path is lowercase and dot-free: podman derives an image

@@ -87,6 +87,13 @@ export async function sourceDigest(src: BlobSource): Promise<string> {
   return src.digest;
 }
 
+/** Everything a stream yields, as one buffer. */
+export async function readAll(r: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of r) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
 export async function hashStream(s: Readable): Promise<{ digest: string; size: number }> {
   const h = crypto.createHash('sha256');
   let size = 0;

@@ -1,8 +1,9 @@
 // A few registry requests over real HTTP for the operations tests: push a
 // blob, push a small image, read Prometheus text.
 import crypto from 'node:crypto';
+import { sha256 } from './oci-client';
 
-export const sha256 = (b: Buffer | string) => `sha256:${crypto.createHash('sha256').update(b).digest('hex')}`;
+export { sha256 };
 
 /** Monolithic upload (POST ?digest=); returns the digest. */
 export async function pushBlob(base: string, repo: string, data: Buffer, headers: Record<string, string> = {}): Promise<string> {
