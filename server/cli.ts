@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=8 --heap-growing-percent=50
+#!/usr/bin/env -S node --max-semi-space-size=8 --heap-growing-percent=300
 // The berth command line: one binary, a sub-command per job.
 import fs from 'node:fs';
 import path from 'node:path';

@@ -3,7 +3,9 @@
 // server's resident set is sampled from /proc; it must stay within a small
 // bound of its warmed-up baseline.
 import t from 'tap';
-import { startBerth, tempDir } from './helpers/berth';
+import fs from 'node:fs';
+import path from 'node:path';
+import { NODE_FLAGS, startBerth, tempDir } from './helpers/berth';
 import { GeneratedBlob, OciClient, sourceDigest } from './helpers/oci-client';
 import { procMemMiB } from './helpers/process';
 
@@ -54,4 +56,16 @@ t.test(`a ${SIZE / MiB} MiB push and pull keep the server's memory flat`, { time
       `push ${((SIZE / 1e6) / pushSecs).toFixed(0)} MB/s, pull ${((SIZE / 1e6) / pullSecs).toFixed(0)} MB/s`,
   );
   t.ok(growth < MAX_GROWTH_MIB, `RSS grew ${growth.toFixed(1)} MiB (< ${MAX_GROWTH_MIB} MiB) over a ${SIZE / MiB} MiB push and pull`);
+});
+
+// The V8 flags decide how often berth runs full collections while streaming
+// (see README "Memory"); every way of starting it must pass the same ones.
+t.test('npm start, the bin and the container image run node with the same flags as the tests', async (t) => {
+  const src = path.resolve(__dirname, '../..');
+  const read = (f: string) => fs.readFileSync(path.join(src, f), 'utf8');
+  const flags = (s: string) => s.match(/--[a-z-]+=\d+/g) ?? [];
+  const start = JSON.parse(read('package.json')).scripts.start as string;
+  t.same(flags(start), NODE_FLAGS, 'npm start');
+  t.same(flags(read('server/cli.ts').split('\n')[0]), NODE_FLAGS, "the bin's shebang");
+  t.same(flags(read('deploy/Dockerfile').split('\n').find((l) => l.startsWith('ENTRYPOINT'))!), NODE_FLAGS, "the image's ENTRYPOINT");
 });

@@ -6,7 +6,7 @@ import { freePort, launch, type Managed, type TlsClient } from './process';
 
 export const CLI = path.resolve(__dirname, '../../server/cli.js');
 /** What `npm start`, the bin's shebang and the container image run berth with. */
-export const NODE_FLAGS = ['--max-semi-space-size=8', '--heap-growing-percent=50'];
+export const NODE_FLAGS = ['--max-semi-space-size=8', '--heap-growing-percent=300'];
 
 export interface BerthOptions {
   /** Filesystem root directory; a fresh temp dir when omitted. */
