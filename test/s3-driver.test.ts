@@ -14,6 +14,7 @@ import t from 'tap';
 import { ListPartsCommand } from '@aws-sdk/client-s3';
 import { StorageUnavailableError } from '../storage/driver';
 import { S3Driver, type S3DriverOptions } from '../storage/drivers/s3';
+import { readAll } from './helpers/oci-client';
 import { freePort } from './helpers/process';
 import { startS3, type S3Server } from './helpers/s3';
 
@@ -188,6 +189,37 @@ t.test('presigned redirect URLs', async (t) => {
   t.equal(head.headers.get('content-length'), '1000', 'HEAD URL');
   const ranged = await fetch(get!, { headers: { Range: 'bytes=10-19' } });
   t.same(Buffer.from(await ranged.arrayBuffer()), data.subarray(10, 20), 'Range works through the URL');
+});
+
+t.test('long reads: parts fetched ahead, in order, from one version of the object, within the read-ahead budget', async (t) => {
+  const d = driver();
+  const readAheadFree = () => (d as unknown as { readAheadFree: number }).readAheadFree;
+  const budget = readAheadFree();
+  const data = randomBytes(40 * MiB);
+  await d.putContent('/parts/blob', data);
+
+  // More reads at once than the budget has parts for: the rest stream one part at a time.
+  const reads = await Promise.all(Array.from({ length: 12 }, async (_, i) => sha(await readAll(await d.reader('/parts/blob', i, data.length - i)))));
+  reads.forEach((h, i) => t.equal(h, sha(data.subarray(i, data.length - i)), `parallel read ${i}`));
+  t.equal(readAheadFree(), budget, 'every part fetched ahead gave its budget back');
+
+  // Readers dropped part-way give it back too.
+  for (let i = 0; i < 4; i++) {
+    const r = await d.reader('/parts/blob', 0, data.length);
+    await new Promise((resolve) => r.once('data', resolve));
+    r.destroy();
+  }
+  for (let i = 0; i < 50 && readAheadFree() !== budget; i++) await new Promise((r) => setTimeout(r, 20));
+  t.equal(readAheadFree(), budget, 'dropped readers gave their budget back');
+
+  // An object replaced during a read fails the read instead of mixing versions.
+  const r = await d.reader('/parts/blob', 0, data.length);
+  const first = await new Promise<Buffer>((resolve) => r.once('data', resolve));
+  r.pause();
+  await d.putContent('/parts/blob', randomBytes(data.length));
+  const rest = readAll(r);
+  await t.rejects(rest, 'the read fails once it reaches a part of the new version');
+  t.same(first, data.subarray(0, first.length), 'what it served before was the old version');
 });
 
 /** A proxy in front of the store: passes requests on, or fails or stalls them on demand. */
