@@ -29,12 +29,18 @@ interface Bytes {
   out: number;
 }
 
-/** Each request's and response's byte counts (the same object for both). */
-const counters = new WeakMap<object, Bytes>();
+/**
+ * Each request's and response's byte counts (the same object for both), as a
+ * property of theirs: a WeakMap's table, resized as requests come and go,
+ * outlived young collections and piled up in the old generation.
+ */
+const kBytes = Symbol('berth.bytes');
+type Counted = { [kBytes]?: Bytes };
+const counter = (o: object) => (o as Counted)[kBytes]!;
 
 /** Body bytes a response sent past res.write (sendfile). */
 export function countBytesOut(res: http.ServerResponse, bytes: number): void {
-  const n = counters.get(res);
+  const n = (res as Counted)[kBytes];
   if (n) n.out += bytes;
 }
 
@@ -47,17 +53,17 @@ const { write, end } = http.ServerResponse.prototype;
 const iterate = http.IncomingMessage.prototype[Symbol.asyncIterator];
 
 function countedWrite(this: http.ServerResponse, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
-  counters.get(this)!.out += sizeOf(chunk, encoding);
+  counter(this).out += sizeOf(chunk, encoding);
   return (write as (...a: unknown[]) => boolean).call(this, chunk, encoding, cb);
 }
 
 function countedEnd(this: http.ServerResponse, chunk?: unknown, encoding?: unknown, cb?: unknown): http.ServerResponse {
-  if (typeof chunk !== 'function') counters.get(this)!.out += sizeOf(chunk, encoding);
+  if (typeof chunk !== 'function') counter(this).out += sizeOf(chunk, encoding);
   return (end as (...a: unknown[]) => http.ServerResponse).call(this, chunk, encoding, cb);
 }
 
 async function* countedIterate(this: http.IncomingMessage): AsyncGenerator<Buffer> {
-  const n = counters.get(this)!;
+  const n = counter(this);
   for await (const chunk of iterate.call(this)) {
     n.in += (chunk as Buffer).length;
     yield chunk as Buffer;
@@ -72,8 +78,8 @@ async function* countedIterate(this: http.IncomingMessage): AsyncGenerator<Buffe
  */
 function countBytes(req: http.IncomingMessage, res: http.ServerResponse): Bytes {
   const n = { in: 0, out: 0 };
-  counters.set(req, n);
-  counters.set(res, n);
+  (req as Counted)[kBytes] = n;
+  (res as Counted)[kBytes] = n;
   req[Symbol.asyncIterator] = countedIterate;
   res.write = countedWrite as typeof res.write;
   res.end = countedEnd as typeof res.end;

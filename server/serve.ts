@@ -63,12 +63,17 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
     ...setupAuth(config, logger),
   });
   // Handlers still running (a request cut at the drain deadline still has to
-  // finish its clean-up: keep the bytes received so far, close files).
-  const inflight = new Set<Promise<void>>();
+  // finish its clean-up: keep the bytes received so far, close files). A count,
+  // not a Set of them: the Set's table, resized every few dozen requests,
+  // outlived young collections and piled up in the old generation.
+  let inflight = 0;
+  let allDone: (() => void) | undefined;
   const callback = app.callback();
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const done = callback(req, res).finally(() => inflight.delete(done));
-    inflight.add(done);
+    inflight++;
+    callback(req, res).finally(() => {
+      if (--inflight === 0) allDone?.();
+    });
   };
   const { tls } = config.http;
   const server = tls.certificate && tls.key ? https.createServer(tlsOptions(tls), handler) : http.createServer(handler);
@@ -149,9 +154,9 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
     // Keep-alive connections become idle as their requests end; close them then.
     const idle = setInterval(() => server.closeIdleConnections(), 200);
     await closed;
-    if (inflight.size) {
+    if (inflight) {
       let wait: NodeJS.Timeout | undefined;
-      await Promise.race([Promise.allSettled(inflight), new Promise((r) => (wait = setTimeout(r, 5000)))]);
+      await Promise.race([new Promise<void>((r) => (allDone = r)), new Promise((r) => (wait = setTimeout(r, 5000)))]);
       clearTimeout(wait);
     }
     clearInterval(idle);

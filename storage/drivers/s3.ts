@@ -1020,12 +1020,6 @@ function quietSockets<A extends http.Agent>(agent: A): A {
   return agent;
 }
 
-/**
- * Part buffers kept for the next writer: every upload fills buffers of the
- * part size, and dropping them after each blob leaves tens of MiB of garbage
- * per push that the process holds until a collection runs. Keeps at most
- * `limit` bytes; smaller buffers (the first part growing) are not kept.
- */
 /** One ranged GET of a part read: holds what arrives, up to `limit` bytes, until taken. */
 class PartRead {
   private chunks: Buffer[] = [];
@@ -1096,6 +1090,12 @@ class PartRead {
   }
 }
 
+/**
+ * Part buffers kept for the next writer: every upload fills buffers of the
+ * part size, and dropping them after each blob leaves tens of MiB of garbage
+ * per push that the process holds until a collection runs. Keeps at most
+ * `limit` bytes; smaller buffers (the first part growing) are not kept.
+ */
 class PartBuffers {
   private free: Buffer[] = [];
   private bytes = 0;
