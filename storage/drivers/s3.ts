@@ -59,8 +59,8 @@ const PARTS_IN_FLIGHT = 2;
  * relayed with one, ~300 with two).
  */
 const READ_PART = 8 * MiB;
-/** What all reads of one driver may hold of parts fetched ahead (a part each): memory, and a store busy with many reads gains little from more. */
-const READ_AHEAD_BUDGET = 4 * READ_PART;
+/** What all reads of one driver may hold of parts fetched ahead (a part each): a store busy with many reads gains little from more, and each costs memory. */
+const READ_AHEAD_BUDGET = 2 * READ_PART;
 /** What the part being streamed may hold before its GET is paused. */
 const READ_HEAD_BUFFER = 1 * MiB;
 
