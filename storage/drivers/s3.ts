@@ -317,12 +317,10 @@ export class S3Driver implements StorageDriver {
           if (ahead && this.readAheadFree < READ_PART) break;
           const to = Math.min(pos + READ_PART, end);
           const body = this.get(path, pos, to, first.etag).then((r) => r.body);
-          if (ahead) {
-            this.readAheadFree -= READ_PART;
-            queue.push(new PartRead(body, READ_PART, () => (this.readAheadFree += READ_PART)));
-          } else {
-            queue.push(new PartRead(body, READ_HEAD_BUFFER));
-          }
+          // A part behind the one streaming may fill up whole: it holds budget until closed.
+          if (ahead) this.readAheadFree -= READ_PART;
+          const giveBack = ahead ? () => (this.readAheadFree += READ_PART) : undefined;
+          queue.push(new PartRead(body, ahead ? READ_PART : READ_HEAD_BUFFER, giveBack));
           pos = to;
         }
         const head = queue[0];

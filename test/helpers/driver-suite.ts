@@ -127,7 +127,6 @@ export function driverSuite(name: string, opts: SuiteOptions): void {
     const p = `${dir()}/long`;
     const data = randomBytes(19 * MiB + 12345);
     await d.putContent(p, data);
-    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
     for (const [start, end] of [
       [0, data.length],
       [1000, data.length - 1000],
