@@ -198,7 +198,7 @@ t.test('long reads: parts fetched ahead, in order, from one version of the objec
   const data = randomBytes(40 * MiB);
   await d.putContent('/parts/blob', data);
 
-  // More reads at once than the budget has parts for: the rest stream one part at a time.
+  // More reads at once than the budget has parts for: the rest read what is left in one GET.
   const reads = await Promise.all(Array.from({ length: 12 }, async (_, i) => sha(await readAll(await d.reader('/parts/blob', i, data.length - i)))));
   reads.forEach((h, i) => t.equal(h, sha(data.subarray(i, data.length - i)), `parallel read ${i}`));
   t.equal(readAheadFree(), budget, 'every part fetched ahead gave its budget back');
@@ -222,7 +222,31 @@ t.test('long reads: parts fetched ahead, in order, from one version of the objec
   t.same(first, data.subarray(0, first.length), 'what it served before was the old version');
 });
 
-/** A proxy in front of the store: passes requests on, or fails or stalls them on demand. */
+t.test('long reads: without read-ahead budget a read is one GET, not parts with a stall between', async (t) => {
+  const proxy = await faultProxy(s3.endpoint);
+  t.teardown(proxy.close);
+  const d = driver({ regionendpoint: proxy.url });
+  const data = randomBytes(40 * MiB);
+  await d.putContent('/parts/one-get', data);
+  const gets = () => proxy.state.payloadHashes.filter((r) => r.method === 'GET').length;
+
+  // Two paused readers, each holding a part fetched ahead, spend the budget.
+  const holders = [];
+  for (let i = 0; i < 2; i++) {
+    const r = await d.reader('/parts/one-get', 0, data.length);
+    await new Promise((resolve) => r.once('data', resolve));
+    r.pause();
+    holders.push(r);
+  }
+  for (let i = 0; i < 50 && gets() < 4; i++) await new Promise((r) => setTimeout(r, 20));
+  t.equal(gets(), 4, 'each holder: its first part and one part ahead');
+
+  const before = gets();
+  t.equal(sha(await readAll(await d.reader('/parts/one-get', 1, data.length))), sha(data.subarray(1)), 'the read is whole');
+  t.equal(gets() - before, 1, 'one GET for the whole range');
+  for (const r of holders) r.destroy();
+});
+
 /** A proxy in front of the store (HTTPS with `tls`) that can fail or hang, and records each request's payload hash header. */
 async function faultProxy(target: string, tls?: { key: string; cert: string }) {
   const state = { fail: 0, hang: false, seen: 0, payloadHashes: [] as { method: string; url: string; hash: string }[] };

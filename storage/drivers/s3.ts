@@ -266,7 +266,10 @@ export class S3Driver implements StorageDriver {
       if (offset > info.size) throw new InvalidOffsetError(path, offset);
       return Readable.from([]);
     }
-    if (end === undefined || end - offset < 2 * READ_PART) return (await this.get(path, offset, end)).body;
+    // Without budget to read ahead, parts would only add requests and a stall at each part's end.
+    if (end === undefined || end - offset < 2 * READ_PART || this.readAheadFree < READ_PART) {
+      return (await this.get(path, offset, end)).body;
+    }
     const first = await this.get(path, offset, offset + READ_PART);
     return Readable.from(this.readParts(path, first, offset + READ_PART, end), { objectMode: false });
   }
@@ -314,8 +317,10 @@ export class S3Driver implements StorageDriver {
       for (;;) {
         while (queue.length < 2 && pos < end) {
           const ahead = queue.length > 0;
-          if (ahead && this.readAheadFree < READ_PART) break;
-          const to = Math.min(pos + READ_PART, end);
+          const budget = this.readAheadFree >= READ_PART;
+          if (ahead && !budget) break;
+          // With no budget left, the rest comes in one GET rather than part by part with a stall between.
+          const to = budget ? Math.min(pos + READ_PART, end) : end;
           const body = this.get(path, pos, to, first.etag).then((r) => r.body);
           // A part behind the one streaming may fill up whole: it holds budget until closed.
           if (ahead) this.readAheadFree -= READ_PART;
