@@ -59,7 +59,7 @@ const PARTS_IN_FLIGHT = 2;
  * relayed with one, ~300 with two).
  */
 const READ_PART = 8 * MiB;
-/** What all reads of one driver may hold of parts fetched ahead (a part each): a store busy with many reads gains little from more, and each costs memory. */
+/** What all reads of one driver may hold of parts fetched ahead (a part each, reserved when the read starts): a store busy with many reads gains little from more, and each costs memory. */
 const READ_AHEAD_BUDGET = 2 * READ_PART;
 /** What the part being streamed may hold before its GET is paused. */
 const READ_HEAD_BUFFER = 1 * MiB;
@@ -266,12 +266,26 @@ export class S3Driver implements StorageDriver {
       if (offset > info.size) throw new InvalidOffsetError(path, offset);
       return Readable.from([]);
     }
-    // Without budget to read ahead, parts would only add requests and a stall at each part's end.
+    // A long read reserves one part of read-ahead for its whole life; without
+    // one, parts would only add requests and a stall at each part's end.
     if (end === undefined || end - offset < 2 * READ_PART || this.readAheadFree < READ_PART) {
       return (await this.get(path, offset, end)).body;
     }
-    const first = await this.get(path, offset, offset + READ_PART);
-    return Readable.from(this.readParts(path, first, offset + READ_PART, end), { objectMode: false });
+    this.readAheadFree -= READ_PART;
+    let first: { body: Readable; etag?: string };
+    try {
+      first = await this.get(path, offset, offset + READ_PART);
+    } catch (err) {
+      this.readAheadFree += READ_PART;
+      throw err;
+    }
+    const out = Readable.from(this.readParts(path, first, offset + READ_PART, end), { objectMode: false });
+    // 'close' comes however the read ends, even destroyed before its first read (when the parts never started).
+    out.once('close', () => {
+      first.body.destroy();
+      this.readAheadFree += READ_PART;
+    });
+    return out;
   }
 
   /** GET [offset, end) of an object; end undefined = to its end. */
@@ -305,28 +319,22 @@ export class S3Driver implements StorageDriver {
   }
 
   /**
-   * The parts of [from, end) after the first, in order. One more part is in
-   * flight while one streams, as far as the driver's read-ahead budget allows;
-   * later parts must match the first one's ETag, so a read never mixes two
-   * versions of an object.
+   * The parts of [from, end) after the first, in order, the next one in
+   * flight while one streams. Later parts must match the first one's ETag, so
+   * a read never mixes two versions of an object.
    */
   private async *readParts(path: string, first: { body: Readable; etag?: string }, from: number, end: number): AsyncGenerator<Buffer> {
     const queue = [new PartRead(Promise.resolve(first.body), READ_HEAD_BUFFER)];
     let pos = from;
     try {
       for (;;) {
-        while (queue.length < 2 && pos < end) {
-          const ahead = queue.length > 0;
-          const budget = this.readAheadFree >= READ_PART;
-          if (ahead && !budget) break;
-          // With no budget left, the rest comes in one GET rather than part by part with a stall between.
-          const to = budget ? Math.min(pos + READ_PART, end) : end;
-          const body = this.get(path, pos, to, first.etag).then((r) => r.body);
-          // A part behind the one streaming may fill up whole: it holds budget until closed.
-          if (ahead) this.readAheadFree -= READ_PART;
-          const giveBack = ahead ? () => (this.readAheadFree += READ_PART) : undefined;
-          queue.push(new PartRead(body, ahead ? READ_PART : READ_HEAD_BUFFER, giveBack));
+        if (queue.length < 2 && pos < end) {
+          const to = Math.min(pos + READ_PART, end);
+          // The part behind the one streaming may fill up whole: the read's reserved part.
+          const limit = queue.length > 0 ? READ_PART : READ_HEAD_BUFFER;
+          queue.push(new PartRead(this.get(path, pos, to, first.etag).then((r) => r.body), limit));
           pos = to;
+          continue;
         }
         const head = queue[0];
         if (!head) return;
@@ -1036,7 +1044,6 @@ class PartRead {
   constructor(
     body: Promise<Readable>,
     private readonly limit: number,
-    private readonly onClose?: () => void,
   ) {
     body.then(
       (b) => {
@@ -1078,7 +1085,6 @@ class PartRead {
     this.closed = true;
     this.body?.destroy();
     this.chunks = [];
-    this.onClose?.();
   }
 
   private fail(e: unknown): void {
