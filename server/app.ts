@@ -1,6 +1,7 @@
 // The Koa application: request ids, the error table, /v2 routing to one
 // handler module per resource, and the health endpoints.
 import Koa from 'koa';
+import { WriteLostError } from '../storage/driver';
 import { err, RegistryError } from '../storage/errors';
 import type { ContentStore } from '../storage/store';
 import type { Config } from './config';
@@ -73,6 +74,8 @@ export function createApp(opts: AppOptions): Koa<State> {
       await next();
     } catch (e) {
       const re = toRegistryError(e);
+      // A failed flush is the disk failing, not the client: operators must hear of it.
+      if (e instanceof WriteLostError) logger.error('storage lost written data', { requestId: ctx.state.requestId, error: e.message });
       if (re) {
         sendError(ctx, re);
       } else {

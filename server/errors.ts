@@ -1,7 +1,7 @@
 // The one error table: spec error code -> HTTP status, and the JSON body
 // {"errors":[{"code","message","detail"}]} every failure is answered with.
 import type Koa from 'koa';
-import { InvalidOffsetError, PathNotFoundError, StorageUnavailableError } from '../storage/driver';
+import { InvalidOffsetError, PathNotFoundError, StorageUnavailableError, WriteLostError } from '../storage/driver';
 import { RegistryError, type ErrorCode } from '../storage/errors';
 
 export const STATUS: Record<ErrorCode, number> = {
@@ -46,5 +46,6 @@ export function toRegistryError(e: unknown): RegistryError | undefined {
     return new RegistryError('BLOB_UPLOAD_INVALID', 'the client closed the connection before the body was complete');
   }
   if (code === 'ENOSPC') return new RegistryError('UNAVAILABLE', 'storage is full');
+  if (e instanceof WriteLostError) return new RegistryError('UNAVAILABLE', 'storage failed to keep the data written; retry (an upload starts over)');
   return undefined;
 }

@@ -129,6 +129,17 @@ export class StorageUnavailableError extends Error {
   }
 }
 
+/**
+ * Flushing bytes written earlier to the backend failed (a datasync or fsync):
+ * the disk may not hold them, so whatever was built on them starts over.
+ */
+export class WriteLostError extends Error {
+  constructor(readonly path: string, override readonly cause: unknown) {
+    super(`data written to ${path} may not have reached storage: ${(cause as Error)?.message ?? String(cause)}`);
+    this.name = 'WriteLostError';
+  }
+}
+
 /** Requested range does not fit the file. */
 export class InvalidOffsetError extends Error {
   constructor(readonly path: string, readonly offset: number) {

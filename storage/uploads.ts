@@ -5,7 +5,7 @@
 import crypto from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { newHash, parseDigest, type Algorithm, type Digest } from './digest';
-import { isNotFound, type FileWriter, type StorageDriver } from './driver';
+import { isNotFound, WriteLostError, type FileWriter, type StorageDriver } from './driver';
 import { err } from './errors';
 import { checkName } from './names';
 import { paths } from './paths';
@@ -70,9 +70,15 @@ export class UploadManager {
   async start(repo: string): Promise<UploadStatus> {
     checkName(repo);
     const id = crypto.randomUUID();
-    await this.driver.putContent(paths.uploadStartedAt(repo, id), Buffer.from(new Date().toISOString()));
-    const w = await this.driver.writer(paths.uploadData(repo, id), false);
-    await w.close();
+    try {
+      await this.driver.putContent(paths.uploadStartedAt(repo, id), Buffer.from(new Date().toISOString()));
+      const w = await this.driver.writer(paths.uploadData(repo, id), false);
+      await w.close();
+    } catch (e) {
+      // Half a session would wait for the purge; no client knows its id.
+      await this.removeSession(repo, id).catch(() => undefined);
+      throw e;
+    }
     this.hashes.set(id, { hash: newHash('sha256'), offset: 0 });
     return { id, size: 0 };
   }
@@ -124,7 +130,7 @@ export class UploadManager {
    */
   async append(repo: string, id: string, body: Chunks, start?: number, length?: number): Promise<UploadStatus> {
     checkName(repo);
-    return this.locked(id, async () => {
+    return this.lockedWrite(repo, id, async () => {
       const w = await this.open(repo, id, start);
       const size = w.size;
       const written = await this.write(w, id, body, false, length);
@@ -136,7 +142,7 @@ export class UploadManager {
   async complete(repo: string, id: string, digest: string, body: Chunks | undefined, length?: number, start?: number): Promise<{ digest: string; size: number }> {
     checkName(repo);
     const d = parseDigest(digest);
-    return this.locked(id, async () => {
+    return this.lockedWrite(repo, id, async () => {
       const w = await this.open(repo, id, start);
       const size = w.size;
       // The whole blob in this request (a monolithic push): straight to its place.
@@ -156,6 +162,18 @@ export class UploadManager {
       await this.sink.commit(repo, d, total, paths.uploadData(repo, id));
       await this.removeSession(repo, id);
       return { digest: d.value, size: total };
+    });
+  }
+
+  /** Like locked(), and if the disk may have lost bytes of the upload (a failed flush) it is dropped: the client starts over. */
+  private lockedWrite<T>(repo: string, id: string, fn: () => Promise<T>): Promise<T> {
+    return this.locked(id, async () => {
+      try {
+        return await fn();
+      } catch (e) {
+        if (e instanceof WriteLostError) await this.cancelLocked(repo, id).catch(() => undefined);
+        throw e;
+      }
     });
   }
 

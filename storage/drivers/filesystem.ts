@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import {
   InvalidOffsetError,
   PathNotFoundError,
+  WriteLostError,
   type FileInfo,
   type FileWriter,
   type ListPage,
@@ -77,12 +78,14 @@ export class FilesystemDriver implements StorageDriver {
     const tmp = `${file}.tmp-${crypto.randomBytes(6).toString('hex')}`;
     const fh = await fsp.open(tmp, 'w');
     try {
-      await fh.writeFile(content);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
+      try {
+        await fh.writeFile(content);
+        await fh.sync().catch((e) => {
+          throw new WriteLostError(file, e);
+        });
+      } finally {
+        await fh.close();
+      }
       await fsp.rename(tmp, file);
     } catch (e) {
       await fsp.rm(tmp, { force: true });
@@ -272,7 +275,7 @@ class FilesystemWriter implements FileWriter {
       this.syncing = written
         .then(() => this.fh.datasync())
         .catch((e) => {
-          this.failed ??= e;
+          this.failed ??= new WriteLostError(this.file, e);
         })
         .finally(() => {
           this.syncBusy = false;
@@ -315,7 +318,9 @@ class FilesystemWriter implements FileWriter {
   async commit(): Promise<void> {
     await this.flush();
     await this.settle();
-    await this.fh.sync();
+    await this.fh.sync().catch((e) => {
+      throw new WriteLostError(this.file, e);
+    });
     await this.close();
   }
 
