@@ -16,6 +16,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { dockerEnv, dockerPushPull, imageTestNeeds, localCACerts } from './helpers/engines';
+import { waitFor } from './helpers/ops-client';
 import { freePort } from './helpers/process';
 
 const REPO = path.resolve(__dirname, '../..');
@@ -63,11 +64,11 @@ t.test('the image builds, runs, serves docker and skopeo, and drains on SIGTERM'
   await docker('run', '-d', '--name', name, '--network', 'host', '-e', `REGISTRY_HTTP_ADDR=127.0.0.1:${port}`, tag);
   t.teardown(() => docker('rm', '-f', '-v', name).then(() => undefined, () => undefined));
   const logs = () => docker('logs', '--tail', '30', name).catch((e) => String(e));
-  await waitFor(async () => (await fetch(`${url}/v2/`)).status === 200, 30_000, 'the registry answers /v2/').catch(async (e) => {
+  await waitFor('the registry answers /v2/', async () => (await fetch(`${url}/v2/`)).status === 200, 30_000, 250).catch(async (e) => {
     t.comment(await logs());
     throw e;
   });
-  await waitFor(async () => (await docker('inspect', '-f', '{{.State.Health.Status}}', name)) === 'healthy', 40_000, 'HEALTHCHECK healthy');
+  await waitFor('HEALTHCHECK healthy', async () => (await docker('inspect', '-f', '{{.State.Health.Status}}', name)) === 'healthy', 40_000, 250);
   t.pass('container healthy');
 
   // a one-file image, pushed with docker, pulled back with docker and skopeo
@@ -108,7 +109,7 @@ t.test('the image builds, runs, serves docker and skopeo, and drains on SIGTERM'
       req.write(blob.subarray(i * slice, (i + 1) * slice));
       if (++i === 4) {
         stopped = docker('stop', '-t', '60', name);
-        await waitFor(async () => (await fetch(`${url}/readyz`).then((r) => r.status, () => 0)) !== 200, 20_000, 'draining');
+        await waitFor('draining', async () => (await fetch(`${url}/readyz`).then((r) => r.status, () => 0)) !== 200, 20_000, 250);
       }
       if (i < 16) setTimeout(() => void next().catch(reject), 100);
       else req.end();
@@ -122,21 +123,8 @@ t.test('the image builds, runs, serves docker and skopeo, and drains on SIGTERM'
   t.equal(state.ExitCode, 0, `exited 0 after draining (${((Date.now() - start) / 1000).toFixed(1)} s)`);
   t.notOk(state.OOMKilled, 'not killed');
   await docker('start', name);
-  await waitFor(async () => (await fetch(`${url}/v2/`)).status === 200, 30_000, 'restarted');
+  await waitFor('restarted', async () => (await fetch(`${url}/v2/`)).status === 200, 30_000, 250);
   const head = await fetch(`${url}/v2/deploy/slow/blobs/${digest}`, { method: 'HEAD' });
   t.equal(head.status, 200, 'the drained upload is in the volume after a restart');
   t.equal(Number(head.headers.get('content-length')), blob.length);
 });
-
-async function waitFor(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting: ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}

@@ -61,10 +61,17 @@ export async function scrape(url: string): Promise<Map<string, number>> {
   return out;
 }
 
-export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 15000): Promise<void> {
+/** Polls cond until it holds; a cond that throws counts as "not yet" (a server still starting), and its last error is in the timeout's message. */
+export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 15000, intervalMs = 50): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
+  let last: unknown;
+  for (;;) {
+    try {
+      if (await cond()) return;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message ?? last})` : ''}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
