@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
-import { Readable } from 'node:stream';
+import { PassThrough, pipeline, Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -324,26 +324,26 @@ export class S3Driver implements StorageDriver {
    * a read never mixes two versions of an object.
    */
   private async *readParts(path: string, first: { body: Readable; etag?: string }, from: number, end: number): AsyncGenerator<Buffer> {
-    const queue = [new PartRead(Promise.resolve(first.body), READ_HEAD_BUFFER)];
     let pos = from;
+    // The part behind the one streaming may fill up whole: the read's reserved part.
+    const ahead = () => {
+      if (pos >= end) return undefined;
+      const to = Math.min(pos + READ_PART, end);
+      const part = partRead(this.get(path, pos, to, first.etag).then((r) => r.body), READ_PART);
+      pos = to;
+      return part;
+    };
+    let current: Readable | undefined = partRead(Promise.resolve(first.body), READ_HEAD_BUFFER);
+    let next = ahead();
     try {
-      for (;;) {
-        if (queue.length < 2 && pos < end) {
-          const to = Math.min(pos + READ_PART, end);
-          // The part behind the one streaming may fill up whole: the read's reserved part.
-          const limit = queue.length > 0 ? READ_PART : READ_HEAD_BUFFER;
-          queue.push(new PartRead(this.get(path, pos, to, first.etag).then((r) => r.body), limit));
-          pos = to;
-          continue;
-        }
-        const head = queue[0];
-        if (!head) return;
-        const chunk = await head.next();
-        if (chunk) yield chunk;
-        else queue.shift()!.close();
+      while (current) {
+        yield* current;
+        current = next;
+        next = ahead();
       }
     } finally {
-      for (const part of queue) part.close();
+      current?.destroy();
+      next?.destroy();
     }
   }
 
@@ -1031,72 +1031,21 @@ function quietSockets<A extends http.Agent>(agent: A): A {
   return agent;
 }
 
-/** One ranged GET of a part read: holds what arrives, up to `limit` bytes, until taken. */
-class PartRead {
-  private chunks: Buffer[] = [];
-  private held = 0;
-  private done = false;
-  private failed: unknown;
-  private closed = false;
-  private body: Readable | undefined;
-  private wake: (() => void) | undefined;
-
-  constructor(
-    body: Promise<Readable>,
-    private readonly limit: number,
-  ) {
-    body.then(
-      (b) => {
-        if (this.closed) return void b.destroy();
-        this.body = b;
-        b.on('data', (c: Buffer) => {
-          this.chunks.push(c);
-          this.held += c.length;
-          if (this.held >= this.limit) b.pause();
-          this.notify();
-        });
-        b.on('end', () => {
-          this.done = true;
-          this.notify();
-        });
-        b.on('error', (e) => this.fail(e));
-      },
-      (e) => this.fail(e),
-    );
-  }
-
-  /** The next chunk, or undefined at the part's end. */
-  async next(): Promise<Buffer | undefined> {
-    for (;;) {
-      const c = this.chunks.shift();
-      if (c) {
-        this.held -= c.length;
-        if (this.held < this.limit) this.body?.resume();
-        return c;
-      }
-      if (this.failed) throw this.failed;
-      if (this.done) return undefined;
-      await new Promise<void>((r) => (this.wake = r));
-    }
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.body?.destroy();
-    this.chunks = [];
-  }
-
-  private fail(e: unknown): void {
-    this.failed ??= e;
-    this.notify();
-  }
-
-  private notify(): void {
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
-  }
+/**
+ * One ranged GET of a part read, as a stream that holds up to `limit` bytes of
+ * what arrives (its high-water mark) before the GET is paused. Destroying it
+ * ends the GET, even one not answered yet.
+ */
+function partRead(body: Promise<Readable>, limit: number): Readable {
+  // The writable side takes a socket read or so at a time; the readable side holds the part.
+  const part = new PassThrough({ readableHighWaterMark: limit, writableHighWaterMark: 64 * 1024 });
+  // A part fails its reader when read; one fetched ahead and never read fails no one.
+  part.on('error', () => undefined);
+  body.then(
+    (b) => pipeline(b, part, () => undefined),
+    (e) => part.destroy(e),
+  );
+  return part;
 }
 
 /**
