@@ -25,6 +25,15 @@ const WRITE_BATCH = 1 << 20;
 /** A background datasync starts each time a file grows past a multiple of this. */
 const SYNC_EVERY = 4 << 20;
 
+/** fsync (or fdatasync) a file; when that fails the disk may not hold what was written to it. */
+async function flushToDisk(fh: fsp.FileHandle, file: string, how: 'sync' | 'datasync'): Promise<void> {
+  try {
+    await fh[how]();
+  } catch (e) {
+    throw new WriteLostError(file, e);
+  }
+}
+
 /**
  * Stream [start, end) of an open file, which the stream then owns (closes).
  * It carries the descriptor (localFile), so the range may go out by sendfile.
@@ -80,9 +89,7 @@ export class FilesystemDriver implements StorageDriver {
     try {
       try {
         await fh.writeFile(content);
-        await fh.sync().catch((e) => {
-          throw new WriteLostError(file, e);
-        });
+        await flushToDisk(fh, file, 'sync');
       } finally {
         await fh.close();
       }
@@ -273,9 +280,9 @@ class FilesystemWriter implements FileWriter {
     if (crossed && !this.syncBusy) {
       this.syncBusy = true;
       this.syncing = written
-        .then(() => this.fh.datasync())
+        .then(() => flushToDisk(this.fh, this.file, 'datasync'))
         .catch((e) => {
-          this.failed ??= new WriteLostError(this.file, e);
+          this.failed ??= e;
         })
         .finally(() => {
           this.syncBusy = false;
@@ -318,9 +325,7 @@ class FilesystemWriter implements FileWriter {
   async commit(): Promise<void> {
     await this.flush();
     await this.settle();
-    await this.fh.sync().catch((e) => {
-      throw new WriteLostError(this.file, e);
-    });
+    await flushToDisk(this.fh, this.file, 'sync');
     await this.close();
   }
 
