@@ -11,6 +11,7 @@ import { S3Driver } from '../storage/drivers/s3';
 import { paths } from '../storage/paths';
 import { purgeUploads } from '../storage/purge';
 import { startBerth } from './helpers/berth';
+import { waitFor } from './helpers/ops-client';
 import { finishUpload, getBytes, patchUpload, randomBlob, startUpload, uploadId, uploadStatus } from './helpers/registry-client';
 import { startS3, type S3Server } from './helpers/s3';
 
@@ -85,7 +86,7 @@ t.test('a direct blob write whose writer died is aborted once older than the age
   const data = paths.blobData(parseDigest(blob.digest));
   const w = await d.atomicWriter(data);
   await w.write(blob.bytes); // fills and sends part 1; the writer never commits
-  for (let i = 0; i < 100 && !(await multipartUnder(d, data)).length; i++) await new Promise((r) => setTimeout(r, 50));
+  await waitFor('the write to open a multipart upload', async () => (await multipartUnder(d, data)).length > 0, 5000);
   t.equal((await multipartUnder(d, data)).length, 1, 'the write holds an open multipart upload');
 
   t.same(await purgeUploads(d, { olderThanMs: HOUR, dryRun: false }), { scanned: 0, purged: 0, dryRun: false, abandonedWrites: 0 }, 'a recent write is left alone');

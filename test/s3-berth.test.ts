@@ -168,7 +168,7 @@ t.test('a collector removing a blob while a monolithic PUT of it streams: a JSON
     req.write(blob.subarray(0, 7 * MiB));
     // once the direct write has a part at the blob's key, sweep it as a collector would
     (async () => {
-      for (let i = 0; i < 100 && !(await probe.uploadsOf(probe.key(`${blobDir}/data`), true)).length; i++) await new Promise((r) => setTimeout(r, 50));
+      await waitFor('a part at the blob key', async () => (await probe.uploadsOf(probe.key(`${blobDir}/data`), true)).length > 0, 5000);
       await probe.delete(blobDir);
       req.end(blob.subarray(7 * MiB));
     })().catch(reject);
@@ -197,11 +197,16 @@ t.test('a replica killed mid-upload: the upload continues on another', async (t)
   req.on('error', () => undefined);
   req.write(blob.subarray(0, 7 * MiB));
   let parts = 0;
-  for (let i = 0; i < 100 && parts === 0; i++) {
-    await new Promise((r) => setTimeout(r, 100));
-    const [up] = await probe.uploadsOf(dataKey, true);
-    if (up) parts = (await probe.openWrite(dataKey)).parts.length;
-  }
+  await waitFor(
+    'a stored part',
+    async () => {
+      const [up] = await probe.uploadsOf(dataKey, true);
+      if (up) parts = (await probe.openWrite(dataKey)).parts.length;
+      return parts > 0;
+    },
+    10_000,
+    100,
+  );
   t.equal(parts, 1, 'a part was stored');
   await a.kill();
   req.destroy();
@@ -245,10 +250,7 @@ t.test('store unreachable or stalled: 503 with a JSON error, readiness says so, 
   t.match(await ready.json(), { status: 'not ready', reason: /storage/ });
   await s3.startProxy();
   let ok = false;
-  for (let i = 0; i < 50 && !ok; i++) {
-    ok = (await fetch(`${a.url}/readyz`)).status === 200;
-    if (!ok) await new Promise((r) => setTimeout(r, 200));
-  }
+  await waitFor('readyz after the store is back', async () => (ok = (await fetch(`${a.url}/readyz`)).status === 200), 10_000, 200);
   t.ok(ok, 'ready again once the store is back');
   const back = await fetch(blobURL);
   t.equal(back.status, 200, 'serves again without a restart');

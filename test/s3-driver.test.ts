@@ -15,6 +15,7 @@ import { ListPartsCommand } from '@aws-sdk/client-s3';
 import { StorageUnavailableError } from '../storage/driver';
 import { S3Driver, type S3DriverOptions } from '../storage/drivers/s3';
 import { readAll } from './helpers/oci-client';
+import { waitFor } from './helpers/ops-client';
 import { freePort } from './helpers/process';
 import { startS3, type S3Server } from './helpers/s3';
 
@@ -210,7 +211,7 @@ t.test('long reads: parts fetched ahead, in order, from one version of the objec
     r.destroy();
   }
   (await d.reader('/parts/blob', 0, data.length)).destroy();
-  for (let i = 0; i < 50 && readAheadFree() !== budget; i++) await new Promise((r) => setTimeout(r, 20));
+  await waitFor('the budget back', () => readAheadFree() === budget, 1000, 20);
   t.equal(readAheadFree(), budget, 'dropped readers gave their budget back, one dropped before its first read too');
 
   // An object replaced during a read fails the read instead of mixing versions.
@@ -239,7 +240,7 @@ t.test('long reads: without read-ahead budget a read is one GET, not parts with 
     r.pause();
     holders.push(r);
   }
-  for (let i = 0; i < 50 && gets() < 4; i++) await new Promise((r) => setTimeout(r, 20));
+  await waitFor('the parts fetched ahead', () => gets() >= 4, 1000, 20);
   t.equal(gets(), 4, 'each holder: its first part and one part ahead');
 
   const before = gets();
