@@ -5,7 +5,7 @@ import { WriteLostError } from '../storage/driver';
 import { err, RegistryError } from '../storage/errors';
 import type { ContentStore } from '../storage/store';
 import type { Config } from './config';
-import { allowAll, type Ctx, type Deps, type Resource, type State } from './context';
+import { allowAll, type Ctx, type Deps, type Resource, type Source, type State } from './context';
 import { errorBody, sendError, toRegistryError } from './errors';
 import { healthRoutes, type ReadyStatus } from './health';
 import type { Logger } from './log';
@@ -41,6 +41,8 @@ export interface AppOptions {
   auth?: Koa.Middleware;
   /** Optional in-process token service (answers at its own path, e.g. /token). */
   tokens?: Koa.Middleware;
+  /** Optional source of content not stored yet (the pull-through cache): see Source. */
+  source?: Source;
 }
 
 export function createApp(opts: AppOptions): Koa<State> {
@@ -111,9 +113,11 @@ export function createApp(opts: AppOptions): Koa<State> {
     if (!route) throw err('UNSUPPORTED', 'no such API endpoint', undefined, 404);
     ctx.state.route = route;
     if (route.name) ctx.state.log.repository = route.name;
+    (ctx as Ctx).deps = deps;
     await next();
   });
   if (opts.auth) app.use(opts.auth);
+  if (opts.source) app.use(opts.source as unknown as Koa.Middleware<State>);
   app.use(async (ctx) => {
     const { kind } = ctx.state.route;
     const handler = RESOURCES[kind][ctx.method as keyof Resource];
@@ -124,7 +128,6 @@ export function createApp(opts: AppOptions): Koa<State> {
       ctx.set('Allow', Object.keys(RESOURCES[kind]).join(', '));
       throw new RegistryError('UNSUPPORTED', `${ctx.method} is not supported here`, undefined, 405);
     }
-    (ctx as Ctx).deps = deps;
     await handler(ctx as Ctx);
   });
   return app;

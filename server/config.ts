@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import YAML from 'yaml';
 import type { AuthConfig, TokenServerConfig } from '../auth/config';
 import type { S3DriverOptions } from '../storage/drivers/s3';
+import { isValidName } from '../storage/names';
 
 export type Field =
   | { kind: 'string'; default?: string; secret?: boolean; enum?: readonly string[] }
@@ -29,7 +30,17 @@ const ignored = (why: string): Field => ({ kind: 'ignored', why });
 export const STORAGE_DRIVERS = ['filesystem', 's3'] as const;
 
 /** Sections that only exist (and get defaults) when configured. */
-const OPTIONAL_SECTIONS = ['auth', 'auth.token', 'auth.htpasswd', 'tokenserver'];
+const OPTIONAL_SECTIONS = ['auth', 'auth.token', 'auth.htpasswd', 'tokenserver', 'proxy'];
+
+/** A pull-through cache's upstream: distribution's `proxy` keys plus berth's expiry and size cap (proxy/). */
+const upstreamFields = {
+  remoteurl: str(),
+  username: str(),
+  password: str(undefined, { secret: true }),
+  ttl: dur('10m'), // how long a cached tag is served before the upstream is asked again
+  expire: dur('168h'), // cached images not pulled for this long go at the next GC run; 0: never
+  maxsize: int(0, 0), // bytes of cached blobs per upstream at most (least recently pulled go first); 0: no cap
+};
 
 export const SCHEMA: Record<string, Field> = {
   version: str('0.1'),
@@ -123,6 +134,8 @@ export const SCHEMA: Record<string, Field> = {
     services: { kind: 'stringlist' },
     realm: str('berth'),
   }),
+  // distribution's pull-through cache: the whole registry mirrors one upstream.
+  proxy: obj(upstreamFields),
   notifications: obj({
     events: obj({ includereferences: bool(true) }),
     endpoints: {
@@ -168,8 +181,19 @@ export const SCHEMA: Record<string, Field> = {
     }),
     // GET /berth/v1/usage: du figures, recomputed at most every cachettl.
     usage: obj({ enabled: bool(true), cachettl: dur('5m') }),
+    // Pull-through caches beside hosted repositories: names under `prefix` mirror the upstream.
+    proxies: { kind: 'list', of: obj({ prefix: str(), ns: str(), ...upstreamFields }) },
   }),
 };
+
+export interface UpstreamConfig {
+  remoteurl: string;
+  username?: string;
+  password?: string;
+  ttl: number;
+  expire: number;
+  maxsize: number;
+}
 
 export interface Config {
   version: string;
@@ -197,6 +221,7 @@ export interface Config {
   health: Record<string, never>;
   auth?: AuthConfig;
   tokenserver?: TokenServerConfig;
+  proxy?: UpstreamConfig;
   notifications: {
     events: { includereferences: boolean };
     endpoints?: Array<{
@@ -229,6 +254,7 @@ export interface Config {
       retention?: { repository?: string; keeplatest?: number; keeptags?: string; untaggedage?: number }[];
     };
     usage: { enabled: boolean; cachettl: number };
+    proxies?: (UpstreamConfig & { prefix: string; ns?: string })[];
   };
 }
 
@@ -420,6 +446,7 @@ export function fromObject(raw: Record<string, unknown>, env: NodeJS.ProcessEnv 
     throw new ConfigError('berth.blobcache keeps S3 blobs on local disk; with storage.filesystem they are local already');
   }
   checkEndpoints(config as unknown as Config);
+  checkProxies(config as unknown as Config);
   return { config: config as unknown as Config, warnings };
 }
 
@@ -437,6 +464,37 @@ function checkEndpoints(config: Config): void {
       throw new ConfigError(`${where}.url must be an http(s) URL (got "${e.url ?? ''}")`);
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${where}.url must be an http(s) URL (got "${e.url}")`);
+  });
+}
+
+function httpURL(v: string | undefined, where: string): URL {
+  let url: URL | undefined;
+  try {
+    url = new URL(v ?? '');
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw new ConfigError(`${where} must be an http(s) URL (got "${v ?? ''}")`);
+  return url;
+}
+
+function checkProxies(config: Config): void {
+  if (config.proxy) {
+    httpURL(config.proxy.remoteurl, 'proxy.remoteurl');
+    if (config.berth.proxies?.length) throw new ConfigError('proxy makes the whole registry a mirror of one upstream; use berth.proxies alone to mirror several beside hosted repositories');
+  }
+  const seen = new Map<string, string>();
+  (config.berth.proxies ?? []).forEach((p, i) => {
+    const where = `berth.proxies[${i}]`;
+    httpURL(p.remoteurl, `${where}.remoteurl`);
+    if (!p.prefix || !isValidName(p.prefix)) throw new ConfigError(`${where}.prefix must be a repository name such as "dockerhub" (got "${p.prefix ?? ''}")`);
+    for (const [other, w] of seen) {
+      if (other === p.prefix || other.startsWith(`${p.prefix}/`) || p.prefix.startsWith(`${other}/`)) {
+        throw new ConfigError(`${where}.prefix "${p.prefix}" overlaps ${w}'s "${other}"`);
+      }
+    }
+    seen.set(p.prefix, where);
+    if (p.ns !== undefined && config.berth.proxies!.some((q, j) => j < i && q.ns === p.ns)) throw new ConfigError(`${where}.ns "${p.ns}" is used twice`);
   });
 }
 

@@ -26,5 +26,15 @@ export interface Deps {
 
 export type Ctx = Koa.ParameterizedContext<State> & { deps: Deps };
 export type Handler = (ctx: Ctx) => Promise<void>;
+
+/**
+ * Content the registry serves without owning it yet: the pull-through cache
+ * (proxy/), which serve.ts wires in; the core never imports it. It runs for
+ * every /v2 request after the access checks and before the handler, and may
+ * answer the request itself (a blob streamed while it is cached, a refused
+ * push), point ctx.state.route at the repository that holds the content (a
+ * mirror request without prefix), or just call next().
+ */
+export type Source = (ctx: Ctx, next: () => Promise<void>) => Promise<void>;
 /** A resource's handlers by HTTP method. */
 export type Resource = Partial<Record<'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', Handler>>;

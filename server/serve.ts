@@ -7,6 +7,7 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import Koa from 'koa';
 import { setupAuth } from '../auth/index';
+import { createProxy } from '../proxy/index';
 import { createDriver } from '../storage/factory';
 import { instrumentDriver } from '../storage/instrumented';
 import { purgeUploads } from '../storage/purge';
@@ -50,6 +51,7 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
   const ready = () => readiness.status();
   const draining = () => readiness.isDraining;
   const notifier = new Notifier(config, store, logger, metrics);
+  const proxy = createProxy({ config, store, logger, registry: metrics?.registry });
   const debugAddr = config.http.debug.addr;
   const app = createApp({
     config,
@@ -60,6 +62,7 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
     metrics,
     serveMetrics: !debugAddr,
     notifier: notifier.enabled ? notifier : undefined,
+    source: proxy?.source,
     ...setupAuth(config, logger),
   });
   // Handlers still running (a request cut at the drain deadline still has to
@@ -162,6 +165,7 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
     clearInterval(idle);
     clearTimeout(deadline);
     await notifier.close(Math.min(5000, config.http.draintimeout));
+    await proxy?.close();
     if (debugServer) {
       const closing = new Promise((resolve) => debugServer!.close(resolve));
       debugServer.closeAllConnections();

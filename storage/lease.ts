@@ -115,41 +115,45 @@ export async function clearExpiredIntents(driver: StorageDriver): Promise<void> 
   }
 }
 
-interface LeaseBody {
+export interface LeaseBody {
   holder: string;
   until: number;
 }
 
 /**
- * The collector lease: a key holding {holder, until}. Without a conditional
- * write in the driver interface two collectors can race for it; acquisition
- * re-reads after a settle delay so the later writer wins, and the holder
- * re-checks it before every sweep. Two collectors running at once stay safe
- * (both follow the intent protocol); the lease just avoids wasted work.
+ * The collector lease (or another at `path`, e.g. the pull-through cache's
+ * lease on a blob it fetches): a key holding {holder, until}. Without a
+ * conditional write in the driver interface two holders can race for it;
+ * acquisition re-reads after a settle delay (at least three times its own
+ * write's duration) so the later writer wins, and the holder re-checks it
+ * before every sweep. Two collectors running at once stay safe (both follow
+ * the intent protocol); the lease just avoids wasted work.
  */
 export class Lease {
   private constructor(
     private readonly driver: StorageDriver,
     readonly holder: string,
     private readonly ttlMs: number,
+    private readonly path: string,
   ) {}
 
-  static async acquire(driver: StorageDriver, holder: string, ttlMs: number, settleMs = 250): Promise<Lease | undefined> {
-    const current = await readLease(driver);
+  static async acquire(driver: StorageDriver, holder: string, ttlMs: number, settleMs = 250, path = LEASE_PATH): Promise<Lease | undefined> {
+    const current = await readLease(driver, path);
     if (current && current.holder !== holder && current.until > Date.now()) return undefined;
-    const lease = new Lease(driver, holder, ttlMs);
+    const lease = new Lease(driver, holder, ttlMs, path);
+    const start = Date.now();
     await lease.write();
-    await sleep(settleMs);
+    await sleep(Math.max(settleMs, 3 * (Date.now() - start)));
     return (await lease.held()) ? lease : undefined;
   }
 
   private async write(): Promise<void> {
     const body: LeaseBody = { holder: this.holder, until: Date.now() + this.ttlMs };
-    await this.driver.putContent(LEASE_PATH, Buffer.from(JSON.stringify(body)));
+    await this.driver.putContent(this.path, Buffer.from(JSON.stringify(body)));
   }
 
   async held(): Promise<boolean> {
-    const current = await readLease(this.driver);
+    const current = await readLease(this.driver, this.path);
     return current?.holder === this.holder && current.until > Date.now();
   }
 
@@ -162,15 +166,16 @@ export class Lease {
 
   async release(): Promise<void> {
     if (!(await this.held())) return;
-    await this.driver.delete(LEASE_PATH).catch((e) => {
+    await this.driver.delete(this.path).catch((e) => {
       if (!isNotFound(e)) throw e;
     });
   }
 }
 
-async function readLease(driver: StorageDriver): Promise<LeaseBody | undefined> {
+/** Who holds the lease at `path` and until when, if anyone wrote one. */
+export async function readLease(driver: StorageDriver, path = LEASE_PATH): Promise<LeaseBody | undefined> {
   try {
-    const body = JSON.parse((await driver.getContent(LEASE_PATH)).toString('utf8')) as LeaseBody;
+    const body = JSON.parse((await driver.getContent(path)).toString('utf8')) as LeaseBody;
     return typeof body.holder === 'string' && typeof body.until === 'number' ? body : undefined;
   } catch (e) {
     if (isNotFound(e) || e instanceof SyntaxError) return undefined;

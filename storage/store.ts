@@ -373,7 +373,12 @@ export class ContentStore {
     return this.loadManifest(await this.resolve(repo, reference));
   }
 
-  async putManifest(repo: string, reference: string, bytes: Buffer, contentType: string | undefined): Promise<PutManifestResult> {
+  /**
+   * `lazy`: a pull-through cache stores a manifest before the blobs and child
+   * manifests it references, which it fetches when they are asked for; they
+   * are then not required in the repository.
+   */
+  async putManifest(repo: string, reference: string, bytes: Buffer, contentType: string | undefined, opts: { lazy?: boolean } = {}): Promise<PutManifestResult> {
     checkName(repo);
     const isDigest = reference.includes(':');
     const refDigest = isDigest ? parseDigest(reference) : undefined;
@@ -386,6 +391,7 @@ export class ContentStore {
       throw err('DIGEST_INVALID', 'manifest digest does not match the reference', { expected: reference, actual: d.value });
     }
     const parsed = parseManifest(bytes, contentType);
+    if (opts.lazy) parsed.blobs = parsed.manifests = [];
     const missingBlobs = await this.missing(parsed.blobs, (x) => this.readLink(paths.layerLink(repo, x)));
     if (missingBlobs.length) {
       throw err('MANIFEST_BLOB_UNKNOWN', 'manifest references blobs unknown to the repository', { digests: missingBlobs });

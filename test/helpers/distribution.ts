@@ -18,9 +18,12 @@ export interface Distribution extends Managed {
 
 /**
  * `storageYaml` replaces the filesystem storage section (e.g. an s3 one) when given, as YAML
- * lines; `extraYaml` adds top-level sections (e.g. `auth:`).
+ * lines; `extraYaml` adds top-level sections (e.g. `auth:`). `accessLog` prints a line per
+ * request on stdout (Apache combined format; see requestsIn).
  */
-export async function startDistribution(opts: { root?: string; port?: number; storageYaml?: string; extraYaml?: string } = {}): Promise<Distribution> {
+export async function startDistribution(
+  opts: { root?: string; port?: number; storageYaml?: string; extraYaml?: string; accessLog?: boolean } = {},
+): Promise<Distribution> {
   const root = opts.root ?? tempDir('distribution-test-');
   const port = opts.port ?? (await freePort());
   const confDir = tempDir('distribution-conf-');
@@ -30,7 +33,7 @@ export async function startDistribution(opts: { root?: string; port?: number; st
     'log:',
     '  level: error',
     '  accesslog:',
-    '    disabled: true',
+    `    disabled: ${!opts.accessLog}`,
     'storage:',
     storage.trimEnd(),
     '  delete:',
@@ -52,4 +55,15 @@ export async function startDistribution(opts: { root?: string; port?: number; st
   // The config is read at start-up; drop its folder once the process is gone.
   m.proc.on('exit', () => fs.rmSync(confDir, { recursive: true, force: true }));
   return Object.assign(m, { root, host: `127.0.0.1:${port}` });
+}
+
+export interface LoggedRequest {
+  method: string;
+  path: string;
+  status: number;
+}
+
+/** The requests in distribution's access log (its output with `accessLog`), in order. */
+export function requestsIn(output: string): LoggedRequest[] {
+  return [...output.matchAll(/"([A-Z]+) (\S+) HTTP\/[\d.]+" (\d{3}) /g)].map((m) => ({ method: m[1], path: m[2], status: Number(m[3]) }));
 }

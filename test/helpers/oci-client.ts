@@ -134,11 +134,15 @@ type Body = Buffer | string | Readable | undefined;
 export class OciClient {
   readonly agent: http.Agent;
 
+  private readonly headers: http.OutgoingHttpHeaders;
+
+  /** `headers` go with every request (e.g. an Authorization header). */
   constructor(
     readonly baseUrl: string,
-    opts: { maxSockets?: number } = {},
+    opts: { maxSockets?: number; headers?: http.OutgoingHttpHeaders } = {},
   ) {
     this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 16 });
+    this.headers = opts.headers ?? {};
   }
 
   close(): void {
@@ -149,7 +153,7 @@ export class OciClient {
   send(method: string, target: string, headers: http.OutgoingHttpHeaders = {}, body?: Body): Promise<http.IncomingMessage> {
     const url = new URL(target, this.baseUrl);
     return new Promise((resolve, reject) => {
-      const req = http.request(url, { method, headers, agent: this.agent }, resolve);
+      const req = http.request(url, { method, headers: { ...this.headers, ...headers }, agent: this.agent }, resolve);
       req.on('error', reject);
       if (body instanceof Readable) {
         // A server may answer (e.g. with an error) before the body is sent;

@@ -1,0 +1,119 @@
+// The pull-through cache (issue #15). Names under a configured prefix (or,
+// with distribution's single `proxy:`, every name) are pulled from an upstream
+// registry and cached in the store; everything else is a hosted repository.
+// The core knows this folder only as a Source (server/context.ts), which
+// serve.ts wires in. Layout: entries.ts (names -> upstreams), upstream.ts
+// (the HTTP client: auth, 429, failures), manifests.ts, blobs.ts (the caching),
+// metrics.ts.
+import type client from 'prom-client';
+import { err, RegistryError } from '../storage/errors';
+import { newHolderId } from '../storage/lease';
+import { checkName, checkTag } from '../storage/names';
+import { parseDigest } from '../storage/digest';
+import type { ContentStore } from '../storage/store';
+import type { Config } from '../server/config';
+import type { Ctx, Source } from '../server/context';
+import type { Logger } from '../server/log';
+import { ProxyBlobs } from './blobs';
+import { Entries, entriesFrom, type Entry } from './entries';
+import { ProxyManifests } from './manifests';
+import { ProxyMetrics } from './metrics';
+import { Upstream, UpstreamError } from './upstream';
+
+export interface Proxy {
+  source: Source;
+  /** For the admin API and UI: the upstream a repository is a cache of, if any. */
+  upstreamFor(name: string): { prefix: string; remoteurl: string } | undefined;
+  /** Close upstream connections. */
+  close(): Promise<void>;
+}
+
+export interface ProxyOptions {
+  config: Config;
+  store: ContentStore;
+  logger: Logger;
+  /** The server's Prometheus registry, when metrics are on. */
+  registry?: client.Registry;
+}
+
+/** A write into a proxied repository: refused, naming the upstream. */
+function refusal(method: string, e: Entry): RegistryError {
+  const where = e.prefix ? `${e.prefix}/ is a pull-through cache of ${e.remoteurl}` : `this registry is a pull-through cache of ${e.remoteurl}`;
+  const detail = { upstream: e.remoteurl };
+  if (method === 'DELETE') return err('UNSUPPORTED', `${where}: deletes are not supported there`, detail);
+  return err('DENIED', `${where}: pushes are refused there${e.prefix ? `; push to a repository outside ${e.prefix}/` : ''}`, detail);
+}
+
+/** Does the hosted repository the client named hold what it asks for? */
+async function hostedHas(ctx: Ctx): Promise<boolean> {
+  const { store } = ctx.deps;
+  const { kind, name, reference } = ctx.state.route;
+  try {
+    if (kind === 'manifest') await store.getManifest(name!, reference!);
+    else await store.statBlob(name!, reference!);
+    return true;
+  } catch (e) {
+    if (e instanceof RegistryError && ['MANIFEST_UNKNOWN', 'BLOB_UNKNOWN', 'NAME_UNKNOWN'].includes(e.code)) return false;
+    throw e;
+  }
+}
+
+export function createProxy(opts: ProxyOptions): Proxy | undefined {
+  const entries = new Entries(entriesFrom(opts.config));
+  if (!entries.enabled) return undefined;
+  const { store, logger } = opts;
+  const metrics = new ProxyMetrics(opts.registry);
+  const upstreams = new Map(
+    entries.list.map((e) => [
+      e,
+      new Upstream({ ...e, onError: (reason) => metrics.error(e.label, reason), onRateLimit: (n) => metrics.rateLimit(e.label, n) }),
+    ]),
+  );
+  const holder = newHolderId();
+  const blobs = new ProxyBlobs(store, holder, metrics);
+  const manifests = new ProxyManifests(store, metrics, logger);
+  for (const e of entries.list) logger.info('pull-through cache', { prefix: e.prefix || '(every repository)', upstream: e.remoteurl, ns: e.ns, ttlMs: e.ttl });
+
+  const source: Source = async (ctx, next) => {
+    const route = ctx.state.route;
+    if (!route.name) return next();
+    const ns = typeof ctx.query.ns === 'string' ? ctx.query.ns : undefined;
+    const t = entries.target(route.name, ns);
+    if (!t) return next();
+    const pull = (ctx.method === 'GET' || ctx.method === 'HEAD') && (route.kind === 'manifest' || route.kind === 'blob');
+    // Docker's registry-mirrors: a hosted repository of that name answers first, and writes are its own.
+    if (t.fallback && (!pull || (await hostedHas(ctx)))) return next();
+    if (!['GET', 'HEAD'].includes(ctx.method)) throw refusal(ctx.method, t.entry);
+    checkName(t.local);
+    if (t.local !== route.name && !ctx.state.auth.may('repository', t.local, 'pull')) {
+      throw err('DENIED', `pulling ${t.local} through the cache of ${t.entry.remoteurl} is not allowed`, { name: t.local });
+    }
+    route.name = t.local;
+    ctx.state.log.repository = t.local;
+    // Tags, referrers, upload status: what the cache holds.
+    if (!pull) return next();
+    const reference = route.reference!;
+    if (route.kind === 'blob' || reference.includes(':')) parseDigest(reference);
+    else checkTag(reference);
+    const upstream = upstreams.get(t.entry)!;
+    try {
+      if (route.kind === 'blob') return await blobs.serve(ctx, t, upstream, next);
+      await manifests.ensure(t, upstream, reference, ctx.state.requestId);
+    } catch (e) {
+      if (e instanceof UpstreamError && e.retryAfter !== undefined) ctx.set('Retry-After', String(e.retryAfter));
+      throw e;
+    }
+    await next();
+  };
+
+  return {
+    source,
+    upstreamFor(name) {
+      const e = entries.byName(name);
+      return e && { prefix: e.prefix, remoteurl: e.remoteurl };
+    },
+    async close() {
+      for (const u of upstreams.values()) u.close();
+    },
+  };
+}

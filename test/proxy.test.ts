@@ -1,0 +1,158 @@
+// The pull-through cache over plain HTTP: berth mirrors an upstream shaped like
+// Docker Hub (CNCF distribution 2.8.2 behind a token service), anonymously and
+// with credentials, beside hosted repositories. What reached the upstream is
+// counted in its access log.
+import fs from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { startBerth, tempDir, type Berth } from './helpers/berth';
+import { mustRun, needClients } from './helpers/clients';
+import { buildTestImages, type TestImages } from './helpers/images';
+import { MANIFEST_ACCEPT, sha256 } from './helpers/oci-client';
+import { blob, getBytes, pushImage } from './helpers/registry-client';
+import { startTokenUpstream, UPSTREAM_USERS, type TokenUpstream } from './helpers/upstream';
+
+const bins = needClients(t, ['skopeo']);
+if (bins) {
+  let up: TokenUpstream;
+  let berth: Berth;
+  let imgs: TestImages;
+  const seed = (ref: string, dest: string, all = false) =>
+    mustRun(bins.skopeo, ['copy', ...(all ? ['--all'] : []), '--dest-tls-verify=false', '--dest-creds', `pusher:${UPSTREAM_USERS.pusher}`, ref, `docker://${up.host}/${dest}`]);
+  const manifest = async (name: string, ref: string, accept = MANIFEST_ACCEPT) => {
+    const res = await fetch(`${berth.url}/v2/${name}/manifests/${ref}`, { headers: { accept } });
+    return { status: res.status, digest: res.headers.get('docker-content-digest'), body: Buffer.from(await res.arrayBuffer()) };
+  };
+  const errorCode = async (res: Response) => ((await res.json()) as { errors: { code: string; message: string }[] }).errors[0];
+
+  t.before(async () => {
+    up = await startTokenUpstream();
+    imgs = buildTestImages('proxy');
+    await seed(imgs.app.ref, 'library/app:1');
+    await seed(imgs.multi.ref, 'library/multi:1', true);
+    await seed(imgs.sibling.ref, 'private/app:1');
+    const dir = tempDir();
+    const config = path.join(dir, 'config.yml');
+    fs.writeFileSync(
+      config,
+      [
+        'berth:',
+        '  proxies:',
+        '    - prefix: dockerhub',
+        `      remoteurl: ${up.url}`,
+        '      ns: docker.io',
+        '      ttl: 1s',
+        '    - prefix: corp',
+        `      remoteurl: ${up.url}`,
+        '      username: mirror',
+        `      password: ${UPSTREAM_USERS.mirror}`,
+        '',
+      ].join('\n'),
+    );
+    berth = await startBerth({ config });
+  });
+  t.teardown(async () => {
+    await Promise.all([berth?.stop(), up?.stop()]);
+    imgs?.cleanup();
+  });
+
+  t.test('a tag is fetched on first use, then served from the store; blobs stream once', async (t) => {
+    const m = await manifest('dockerhub/library/app', '1');
+    t.equal(m.status, 200);
+    t.equal(m.digest, imgs.app.manifest.digest, 'the upstream manifest, digest unchanged');
+    t.equal(sha256(m.body), imgs.app.manifest.digest, 'byte-identical');
+    for (const d of [imgs.app.config.digest, ...imgs.app.layers.map((l) => l.digest)]) {
+      const b = await getBytes(berth.url, `/v2/dockerhub/library/app/blobs/${d}`);
+      t.equal(b.status, 200);
+      t.equal(sha256(b.bytes), d, `blob ${d.slice(7, 19)} byte-identical`);
+    }
+    const blobGets = () => up.count('GET', /^\/v2\/library\/app\/blobs\//);
+    const blobs = 1 + imgs.app.layers.length;
+    t.equal(blobGets(), blobs, 'each blob fetched from the upstream once');
+    for (const d of imgs.app.layers.map((l) => l.digest)) {
+      const b = await getBytes(berth.url, `/v2/dockerhub/library/app/blobs/${d}`);
+      t.equal(sha256(b.bytes), d);
+    }
+    t.equal(blobGets(), blobs, 'pulled again: served from the store');
+    const ranged = await fetch(`${berth.url}/v2/dockerhub/library/app/blobs/${imgs.app.layers[0].digest}`, { headers: { range: 'bytes=10-19' } });
+    t.equal(ranged.status, 206, 'ranges work');
+    t.equal((await ranged.arrayBuffer()).byteLength, 10);
+
+    const tagRequests = () => up.count('GET', /^\/v2\/library\/app\/manifests\/1$/) + up.count('HEAD', /^\/v2\/library\/app\/manifests\/1$/);
+    const before = tagRequests();
+    await manifest('dockerhub/library/app', '1');
+    t.equal(tagRequests(), before, 'within the ttl the tag is not checked');
+    await new Promise((r) => setTimeout(r, 1100));
+    const heads = up.count('HEAD', /^\/v2\/library\/app\/manifests\/1$/);
+    const gets = up.count('GET', /^\/v2\/library\/app\/manifests\/1$/);
+    t.equal((await manifest('dockerhub/library/app', '1')).digest, imgs.app.manifest.digest);
+    t.equal(up.count('HEAD', /^\/v2\/library\/app\/manifests\/1$/), heads + 1, 'after the ttl: one HEAD');
+    t.equal(up.count('GET', /^\/v2\/library\/app\/manifests\/1$/), gets, 'and no GET (the digest did not change)');
+  });
+
+  t.test('a multi-arch index and its children, fetched by digest when asked for', async (t) => {
+    const idx = await manifest('dockerhub/library/multi', '1');
+    t.equal(idx.digest, imgs.multi.index.digest);
+    for (const img of imgs.multi.images) {
+      const child = await manifest('dockerhub/library/multi', img.manifest.digest);
+      t.equal(child.status, 200, `${img.platform} manifest`);
+      t.equal(sha256(child.body), img.manifest.digest);
+      const layer = await getBytes(berth.url, `/v2/dockerhub/library/multi/blobs/${img.layers[0].digest}`);
+      t.equal(sha256(layer.bytes), img.layers[0].digest, `${img.platform} layer`);
+    }
+    const gets = up.count('GET', new RegExp(`manifests/${imgs.multi.images[0].manifest.digest}$`));
+    await manifest('dockerhub/library/multi', imgs.multi.images[0].manifest.digest);
+    t.equal(up.count('GET', new RegExp(`manifests/${imgs.multi.images[0].manifest.digest}$`)), gets, 'by digest: never checked again');
+  });
+
+  t.test("mirror requests: docker's (no prefix) and containerd's (?ns=) are served by the docker.io entry", async (t) => {
+    const plain = await manifest('library/app', '1');
+    t.equal(plain.digest, imgs.app.manifest.digest, 'library/app without prefix');
+    const ns = await fetch(`${berth.url}/v2/library/app/blobs/${imgs.app.layers[2].digest}?ns=docker.io`);
+    t.equal(sha256(Buffer.from(await ns.arrayBuffer())), imgs.app.layers[2].digest, 'a blob with ?ns=docker.io');
+    // As on Docker Hub, the upstream's token service grants nothing for a repository it does not have.
+    t.equal((await manifest('nosuch/app', '1')).status, 403, 'a name that is not on the upstream: denied there');
+    t.equal((await manifest('dockerhub/app', '1')).digest, imgs.app.manifest.digest, 'dockerhub/app is library/app, as on Docker Hub');
+
+    // A hosted repository of the same name answers first.
+    const config = blob('{"hosted":true}');
+    const hosted = await pushImage(berth.url, 'library/app', '1', config, [blob('hosted layer')]);
+    t.equal((await manifest('library/app', '1')).digest, hosted.digest, 'hosted content wins over the mirror');
+    t.equal((await manifest('dockerhub/library/app', '1')).digest, imgs.app.manifest.digest, 'the cache is unchanged');
+  });
+
+  t.test('pushes and deletes in a proxied prefix are refused, naming the upstream; hosted ones work', async (t) => {
+    const post = await fetch(`${berth.url}/v2/dockerhub/library/app/blobs/uploads/`, { method: 'POST' });
+    t.equal(post.status, 403);
+    const e = await errorCode(post);
+    t.equal(e.code, 'DENIED');
+    t.match(e.message, up.url, 'the message names the upstream');
+    const put = await fetch(`${berth.url}/v2/dockerhub/x/manifests/1`, { method: 'PUT', body: '{}', headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
+    t.equal((await errorCode(put)).code, 'DENIED');
+    const del = await fetch(`${berth.url}/v2/dockerhub/library/app/manifests/${imgs.app.manifest.digest}`, { method: 'DELETE' });
+    t.equal(del.status, 405);
+    t.equal((await errorCode(del)).code, 'UNSUPPORTED');
+    const img = await pushImage(berth.url, 'team/app', '1', blob('{"team":1}'), [blob('team layer')]);
+    t.equal((await manifest('team/app', '1')).digest, img.digest, 'a hosted push on the same registry works');
+  });
+
+  t.test('upstream credentials: the token flow with a user, and the upstream refusing without one', async (t) => {
+    const m = await manifest('corp/private/app', '1');
+    t.equal(m.digest, imgs.sibling.manifest.digest, 'corp/ pulls private/app with the mirror user');
+    const b = await getBytes(berth.url, `/v2/corp/private/app/blobs/${imgs.sibling.layers[2].digest}`);
+    t.equal(sha256(b.bytes), imgs.sibling.layers[2].digest);
+    const anon = await fetch(`${berth.url}/v2/dockerhub/private/app/manifests/1`);
+    t.equal(anon.status, 403, 'dockerhub/ has no credentials for private/');
+    t.match((await errorCode(anon)).message, `the upstream dockerhub denied access`);
+    // Tokens are reused: one 401 challenge per repository scope, not per request.
+    t.equal(up.requests().filter((r) => r.status === 401 && r.path.startsWith('/v2/private/app/')).length, 2, 'one challenge for each cache (corp with a user, dockerhub without)');
+  });
+
+  t.test('a tag moved upstream is seen after the ttl', async (t) => {
+    t.equal((await manifest('dockerhub/library/app', '1')).digest, imgs.app.manifest.digest);
+    await seed(imgs.sibling.ref, 'library/app:1');
+    await new Promise((r) => setTimeout(r, 1100));
+    t.equal((await manifest('dockerhub/library/app', '1')).digest, imgs.sibling.manifest.digest, 'the new digest after 1 s');
+    t.equal((await manifest('dockerhub/library/app', imgs.app.manifest.digest)).status, 200, 'the old image stays pullable by digest');
+  });
+}
