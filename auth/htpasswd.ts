@@ -29,13 +29,35 @@ export function parseHtpasswd(text: string, log: Logger, file: string): Map<stri
   return users;
 }
 
-export function createHtpasswdAuth(cfg: HtpasswdAuthConfig, log: Logger): Koa.Middleware {
+/** The users of an htpasswd file: password checks (throttled) for the registry and for UI sign-in. */
+export interface Htpasswd {
+  /** Whether the password is right; holds repeated failures back (auth/throttle.ts). */
+  check(user: string, password: string, ip: string): Promise<boolean>;
+  /** The user's current bcrypt entry (undefined once removed): what a UI session is bound to. */
+  hashOf(user: string): string | undefined;
+}
+
+export function createHtpasswd(cfg: HtpasswdAuthConfig, log: Logger): Htpasswd {
   if (!cfg.path) throw new Error('auth.htpasswd.path is required');
   if (!cfg.realm) throw new Error('auth.htpasswd.realm is required');
   const file = new ReloadingFile(cfg.path, (t) => parseHtpasswd(t, log, cfg.path), (e) => log.warn(e.message));
   const throttle = new FailureThrottle();
   // Checked when the user is unknown, so the answer takes as long as for a wrong password.
   const dummyHash = bcrypt.hash(crypto.randomBytes(16).toString('hex'), 10);
+  return {
+    async check(user, password, ip) {
+      await throttle.wait(user, ip);
+      const hash = file.get().get(user);
+      const ok = (await bcrypt.compare(password, hash ?? (await dummyHash))) && hash !== undefined;
+      if (ok) throttle.succeeded(user);
+      else throttle.failed(user, ip);
+      return ok;
+    },
+    hashOf: (user) => file.get().get(user),
+  };
+}
+
+export function createHtpasswdAuth(cfg: HtpasswdAuthConfig, log: Logger, users = createHtpasswd(cfg, log)): Koa.Middleware {
   const challenge = (ctx: Koa.Context, message: string) => {
     ctx.status = 401;
     ctx.set('WWW-Authenticate', `Basic realm=${quoteParam(cfg.realm)},charset="UTF-8"`);
@@ -45,14 +67,7 @@ export function createHtpasswdAuth(cfg: HtpasswdAuthConfig, log: Logger): Koa.Mi
     const cred = parseAuthorization(ctx.get('authorization') || undefined);
     if (cred.kind === 'none') return challenge(ctx, 'authentication required');
     if (cred.kind !== 'basic') return challenge(ctx, 'invalid authorization header');
-    await throttle.wait(cred.user, ctx.ip);
-    const hash = file.get().get(cred.user);
-    const ok = (await bcrypt.compare(cred.password, hash ?? (await dummyHash))) && hash !== undefined;
-    if (!ok) {
-      throttle.failed(cred.user, ctx.ip);
-      return challenge(ctx, 'invalid username or password');
-    }
-    throttle.succeeded(cred.user);
+    if (!(await users.check(cred.user, cred.password, ctx.ip))) return challenge(ctx, 'invalid username or password');
     const auth: RequestAuth = { subject: cred.user, may: () => true };
     ctx.state.auth = auth;
     await next();

@@ -32,6 +32,26 @@ export interface TokenService {
   publicKey: KeyObject;
   /** Policy decisions for a service, e.g. to filter the catalog beyond what a token lists. */
   authorizer(service: string): Authorizer;
+  /**
+   * A UI sign-in: checks the password (throttled like /token) and issues a token for `service`
+   * that lists no access itself (the policy decides each request, through authorizer()) and no
+   * x5c chain (it must fit in a cookie). Undefined for bad credentials.
+   */
+  login(client: Client, name: string, password: string, service: string): Promise<Issued | undefined>;
+  /** A fresh session token for a user who still exists (undefined once removed). */
+  reissue(name: string, service: string): Issued | undefined;
+}
+
+/** Who is signing in, for throttling and logs. */
+export interface Client {
+  ip: string;
+  requestId?: string;
+}
+
+export interface Issued {
+  token: string;
+  /** Seconds. */
+  expiresIn: number;
 }
 
 class RequestError extends Error {
@@ -39,6 +59,8 @@ class RequestError extends Error {
     super(message);
   }
 }
+
+const clientOf = (ctx: Koa.Context): Client => ({ ip: ctx.ip, requestId: ctx.state.requestId });
 
 async function readForm(ctx: Koa.Context): Promise<URLSearchParams> {
   const type = (ctx.get('content-type') || '').split(';')[0].trim().toLowerCase();
@@ -112,15 +134,15 @@ export function createTokenService(cfg: TokenServerConfig, log: Logger = console
   /** Fingerprint of the stored hash: a password change or removal invalidates refresh tokens. */
   const credentialTag = (u: User) => crypto.createHash('sha256').update(u.password).digest('base64url').slice(0, 22);
 
-  async function authenticate(ctx: Koa.Context, name: string, password: string): Promise<User> {
-    await throttle.wait(name, ctx.ip);
+  async function authenticate(client: Client, name: string, password: string): Promise<User> {
+    await throttle.wait(name, client.ip);
     const user = users.get().get(name);
     const ok = (await verifyPassword(password, user?.password ?? (await dummyHash))) && user !== undefined;
     if (!ok) {
-      throttle.failed(name, ctx.ip);
+      throttle.failed(name, client.ip);
       // Unknown names are not logged: they are often passwords typed into the wrong field.
-      const msg = user ? `token: failed login for user ${user.name} from ${ctx.ip}` : `token: failed login for an unknown user from ${ctx.ip}`;
-      if (ctx.state.requestId) log.warn(msg, { requestId: ctx.state.requestId });
+      const msg = user ? `token: failed login for user ${user.name} from ${client.ip}` : `token: failed login for an unknown user from ${client.ip}`;
+      if (client.requestId) log.warn(msg, { requestId: client.requestId });
       else log.warn(msg);
       throw new RequestError(401, 'invalid_grant', 'invalid username or password');
     }
@@ -148,7 +170,7 @@ export function createTokenService(cfg: TokenServerConfig, log: Logger = console
     return out;
   }
 
-  function issue(service: string, user: User | undefined, access: Access[]) {
+  function issue(service: string, user: User | undefined, access: Access[], chain = x5c) {
     const now = Math.floor(Date.now() / 1000);
     const claims = {
       iss: cfg.issuer,
@@ -160,7 +182,7 @@ export function createTokenService(cfg: TokenServerConfig, log: Logger = console
       jti: crypto.randomBytes(16).toString('base64url'),
       access,
     };
-    const token = jwt.sign(claims, privateKey, { algorithm, keyid: kid, ...(x5c ? { header: { alg: algorithm, x5c } as jwt.JwtHeader } : {}) });
+    const token = jwt.sign(claims, privateKey, { algorithm, keyid: kid, ...(chain ? { header: { alg: algorithm, x5c: chain } as jwt.JwtHeader } : {}) });
     return { token, access_token: token, expires_in: expiration, issued_at: new Date(now * 1000).toISOString() };
   }
 
@@ -188,7 +210,7 @@ export function createTokenService(cfg: TokenServerConfig, log: Logger = console
     const service = checkService(q.get('service'));
     let user: User | undefined;
     if (cred.kind === 'basic') {
-      user = await authenticate(ctx, cred.user, cred.password);
+      user = await authenticate(clientOf(ctx), cred.user, cred.password);
       const account = q.get('account');
       if (account && account !== user.name) throw new RequestError(400, 'invalid_request', 'account does not match the credentials');
     }
@@ -208,7 +230,7 @@ export function createTokenService(cfg: TokenServerConfig, log: Logger = console
       const name = f.get('username');
       const password = f.get('password');
       if (!name || password === null) throw new RequestError(400, 'invalid_request', 'username and password are required');
-      user = await authenticate(ctx, name, password);
+      user = await authenticate(clientOf(ctx), name, password);
       refresh = f.get('access_type') === 'offline';
     } else if (grantType === 'refresh_token') {
       const rt = f.get('refresh_token');
@@ -255,10 +277,28 @@ export function createTokenService(cfg: TokenServerConfig, log: Logger = console
     }
   };
 
+  const session = (service: string, user: User): Issued => {
+    const { token, expires_in } = issue(service, user, [], undefined);
+    return { token, expiresIn: expires_in };
+  };
+
   return {
     middleware,
     path,
     publicKey,
+    async login(client, name, password, service) {
+      checkService(service);
+      try {
+        return session(service, await authenticate(client, name, password));
+      } catch (e) {
+        if (e instanceof RequestError && e.status === 401) return undefined;
+        throw e;
+      }
+    },
+    reissue(name, service) {
+      const user = users.get().get(name);
+      return user && session(service, user);
+    },
     authorizer: (service) => (subject, type, name, action) => {
       const allowed = allowedActions(policy.get(), service, subjectOf(subject ? users.get().get(subject) : undefined), type, name);
       return allowed.has(action) || allowed.has('*');

@@ -70,7 +70,8 @@ export class TokenVerifier {
     this.trust = new TrustStore({ rootcertbundle: cfg.rootcertbundle, jwks: cfg.jwks, keys: trustedKeys });
   }
 
-  verify(token: string): VerifiedToken {
+  /** The token's subject and grants, and its expiry (seconds since the epoch). Throws TokenError. */
+  verify(token: string): VerifiedToken & { exp: number } {
     const hit = this.verified.get(token);
     if (hit && Date.now() / 1000 < hit.exp + LEEWAY_SECONDS) return hit;
     if (hit) this.verified.delete(token);

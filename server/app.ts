@@ -43,6 +43,8 @@ export interface AppOptions {
   tokens?: Koa.Middleware;
   /** Optional source of content not stored yet (the pull-through cache): see Source. */
   source?: Source;
+  /** The admin API's auth and session endpoints (admin/): sets ctx.state.auth for /berth/v1. */
+  adminAuth?: Koa.Middleware;
 }
 
 export function createApp(opts: AppOptions): Koa<State> {
@@ -90,6 +92,7 @@ export function createApp(opts: AppOptions): Koa<State> {
   });
 
   app.use(healthRoutes({ ready: opts.ready, metrics: serveMetrics ? opts.metrics : undefined, metricsPath }));
+  if (opts.adminAuth) app.use(opts.adminAuth);
   if (opts.config.berth.usage.enabled) {
     const usage = usageRouter(opts.store.driver, opts.config).routes() as unknown as Koa.Middleware<State>;
     const { auth } = opts;

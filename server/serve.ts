@@ -6,6 +6,7 @@ import https from 'node:https';
 import type net from 'node:net';
 import type tls from 'node:tls';
 import Koa from 'koa';
+import { adminFrontDoor } from '../admin/front';
 import { setupAuth } from '../auth/index';
 import { createProxy } from '../proxy/index';
 import { createDriver } from '../storage/factory';
@@ -53,6 +54,7 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
   const notifier = new Notifier(config, store, logger, metrics);
   const proxy = createProxy({ config, store, logger, registry: metrics?.registry });
   const debugAddr = config.http.debug.addr;
+  const { auth, tokens, parts } = setupAuth(config, logger);
   const app = createApp({
     config,
     store,
@@ -63,7 +65,9 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
     serveMetrics: !debugAddr,
     notifier: notifier.enabled ? notifier : undefined,
     source: proxy?.source,
-    ...setupAuth(config, logger),
+    auth,
+    tokens,
+    adminAuth: adminFrontDoor(config, parts),
   });
   // Handlers still running (a request cut at the drain deadline still has to
   // finish its clean-up: keep the bytes received so far, close files). A count,
