@@ -45,6 +45,8 @@ export interface AppOptions {
   source?: Source;
   /** The admin API's auth and session endpoints (admin/): sets ctx.state.auth for /berth/v1. */
   adminAuth?: Koa.Middleware;
+  /** The web UI's page and assets (ui/). */
+  ui?: Koa.Middleware;
 }
 
 export function createApp(opts: AppOptions): Koa<State> {
@@ -92,6 +94,7 @@ export function createApp(opts: AppOptions): Koa<State> {
   });
 
   app.use(healthRoutes({ ready: opts.ready, metrics: serveMetrics ? opts.metrics : undefined, metricsPath }));
+  if (opts.ui) app.use(opts.ui);
   if (opts.adminAuth) app.use(opts.adminAuth);
   if (opts.config.berth.usage.enabled) {
     const usage = usageRouter(opts.store.driver, opts.config).routes() as unknown as Koa.Middleware<State>;

@@ -183,6 +183,8 @@ export const SCHEMA: Record<string, Field> = {
     usage: obj({ enabled: bool(true), cachettl: dur('5m') }),
     // Pull-through caches beside hosted repositories: names under `prefix` mirror the upstream.
     proxies: { kind: 'list', of: obj({ prefix: str(), ns: str(), ...upstreamFields }) },
+    // The web UI at / (ui/): on unless turned off.
+    ui: obj({ enabled: bool(true) }),
   }),
 };
 
@@ -255,6 +257,7 @@ export interface Config {
     };
     usage: { enabled: boolean; cachettl: number };
     proxies?: (UpstreamConfig & { prefix: string; ns?: string })[];
+    ui: { enabled: boolean };
   };
 }
 

@@ -22,6 +22,7 @@ import type { Logger } from './log';
 import { Metrics } from './metrics';
 import { Notifier } from './notifications';
 import { scheduleGc } from './maintenance';
+import { uiAssets } from '../ui/static';
 
 export interface Running {
   server: http.Server | https.Server;
@@ -55,6 +56,8 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
   const proxy = createProxy({ config, store, logger, registry: metrics?.registry });
   const debugAddr = config.http.debug.addr;
   const { auth, tokens, parts } = setupAuth(config, logger);
+  const ui = config.berth.ui.enabled ? uiAssets() : {};
+  if (ui.missing) logger.warn('web UI not served', { reason: ui.missing });
   const app = createApp({
     config,
     store,
@@ -68,6 +71,7 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
     auth,
     tokens,
     adminAuth: adminFrontDoor(config, parts),
+    ui: ui.middleware,
   });
   // Handlers still running (a request cut at the drain deadline still has to
   // finish its clean-up: keep the bytes received so far, close files). A count,
