@@ -109,10 +109,12 @@ export interface Usage {
   storedBytes: number;
   logicalBytes: number;
   dedupRatio: number;
-  sharedBytes: number;
+  /** Absent from `berth du`'s figures (the endpoint before the admin API's). */
+  sharedBytes?: number;
   blobs: number;
-  repositories: { name: string; logicalBytes: number; uniqueBytes: number }[];
-  sharedLayers: { digest: string; size: number; repositories: number; images: number }[];
+  /** `repository` in `berth du`'s figures. */
+  repositories: { name?: string; repository?: string; logicalBytes: number; uniqueBytes: number }[];
+  sharedLayers?: { digest: string; size: number; repositories: number; images: number }[];
   computedAt: string;
 }
 

@@ -59,7 +59,8 @@ export function loginHref(): string {
 }
 
 export function startSession(): void {
-  whenSessionExpires(expired);
+  // A 401 from a data endpoint: ask the session endpoint before sending anyone to sign in.
+  whenSessionExpires(() => void refreshSession().catch(() => undefined));
   void refreshSession().catch(() => set({ user: null, auth: 'none', deletesEnabled: false, host: location.host }));
   setInterval(() => {
     if (document.visibilityState === 'visible' && current?.user) void refreshSession().catch(() => undefined);

@@ -26,6 +26,8 @@ function DedupChart({ u }: { u: Usage }) {
 
 export function StoragePage() {
   const { data: u, error } = useApi<Usage>('/usage');
+  const repos = (u?.repositories ?? []).map((r) => ({ ...r, name: r.name ?? r.repository ?? '' })).sort((a, b) => b.uniqueBytes - a.uniqueBytes).slice(0, 20);
+  const layers = u?.sharedLayers ?? [];
   return (
     <>
       <div class="page-head">
@@ -56,28 +58,30 @@ export function StoragePage() {
               <strong>{ratio(u.dedupRatio)}</strong>
               <span class="muted">logical ÷ stored</span>
             </div>
-            <div class="card">
-              <span class="label">Shared</span>
-              <strong>{bytes(u.sharedBytes)}</strong>
-              <span class="muted">in blobs used more than once</span>
-            </div>
+            {u.sharedBytes !== undefined && (
+              <div class="card">
+                <span class="label">Shared</span>
+                <strong>{bytes(u.sharedBytes)}</strong>
+                <span class="muted">in blobs used more than once</span>
+              </div>
+            )}
           </div>
           <DedupChart u={u} />
           <div class="columns">
             <section>
               <h2>Repositories by unique bytes</h2>
               <p class="muted small">Dark: bytes only that repository uses (what deleting it frees). Light: its logical size.</p>
-              {u.repositories.length === 0 ? (
+              {repos.length === 0 ? (
                 <p class="empty">No repositories.</p>
               ) : (
                 <ol class="chart">
-                  {u.repositories.map((r) => (
+                  {repos.map((r) => (
                     <li key={r.name}>
                       <a href={repoHref(r.name)}>{r.name}</a>
                       <span class="figure">
                         {bytes(r.uniqueBytes)} <span class="muted">of {bytes(r.logicalBytes)}</span>
                       </span>
-                      <Bar value={r.uniqueBytes} under={r.logicalBytes} max={Math.max(1, ...u.repositories.map((x) => x.logicalBytes))} />
+                      <Bar value={r.uniqueBytes} under={r.logicalBytes} max={Math.max(1, ...repos.map((x) => x.logicalBytes))} />
                     </li>
                   ))}
                 </ol>
@@ -86,11 +90,11 @@ export function StoragePage() {
             <section>
               <h2>Most shared layers</h2>
               <p class="muted small">Stored once, used by every repository and image listed.</p>
-              {u.sharedLayers.length === 0 ? (
+              {layers.length === 0 ? (
                 <p class="empty">No layer is shared yet.</p>
               ) : (
                 <ol class="chart">
-                  {u.sharedLayers.map((l) => (
+                  {layers.map((l) => (
                     <li key={l.digest}>
                       <code class="digest" title={l.digest}>
                         {shortDigest(l.digest)}
@@ -98,7 +102,7 @@ export function StoragePage() {
                       <span class="figure">
                         {count(l.repositories, 'repository', 'repositories')}, {count(l.images, 'image')} <span class="muted">· {bytes(l.size)}</span>
                       </span>
-                      <Bar value={l.repositories} max={Math.max(1, ...u.sharedLayers.map((x) => x.repositories))} />
+                      <Bar value={l.repositories} max={Math.max(1, ...layers.map((x) => x.repositories))} />
                     </li>
                   ))}
                 </ol>
