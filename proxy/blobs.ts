@@ -83,6 +83,8 @@ class Fill {
   attach(): PassThrough | undefined {
     if (this.flowing) return undefined;
     const c = new PassThrough({ highWaterMark: CLIENT_BUFFER });
+    // A failure reaches the client as a cut response (Koa's pipeline), also before anyone reads it.
+    c.on('error', () => undefined);
     this.clients.push(c);
     return c;
   }
