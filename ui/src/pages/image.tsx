@@ -53,7 +53,42 @@ function Overview({ image }: { image: ImageInfo }) {
   );
 }
 
-function Layers({ image }: { image: ImageInfo }) {
+interface Containing {
+  images: { repository: string; digest: string; tags: string[] }[];
+  next?: string;
+}
+
+/** Which other images hold a layer, fetched when asked for (GET /blobs/<digest>/images). */
+function SharedWith({ layer, name, self }: { layer: ImageInfo['layers'][number]; name: string; self: string }) {
+  const [open, setOpen] = useState(false);
+  const list = useApi<Containing>(open ? `/blobs/${layer.digest}/images?limit=50` : undefined);
+  const label = `shared with ${count(layer.sharedImages, 'other image')} in ${count(layer.sharedRepositories, 'repository', 'repositories')}`;
+  const others = list.data?.images.filter((i) => !(i.repository === name && i.digest === self)) ?? [];
+  return (
+    <>
+      <button type="button" class="link shared" aria-expanded={open} onClick={() => setOpen(!open)}>
+        {label}
+      </button>
+      {open && list.error && <ErrorBox error={list.error} what="layer" />}
+      {open && list.data && (
+        <ul class="containing">
+          {others.map((i) => (
+            <li key={`${i.repository}@${i.digest}`}>
+              <a href={imageHref(i.repository, i.digest)}>
+                {i.repository}
+                {i.tags.length ? `:${i.tags[0]}` : `@${shortDigest(i.digest)}`}
+              </a>
+              {i.tags.length > 1 && <span class="muted"> +{i.tags.length - 1} tags</span>}
+            </li>
+          ))}
+          {list.data.next && <li class="muted">and more…</li>}
+        </ul>
+      )}
+    </>
+  );
+}
+
+function Layers({ image, name, self }: { image: ImageInfo; name: string; self: string }) {
   const max = Math.max(1, ...image.layers.map((l) => l.size));
   const total = image.layers.reduce((n, l) => n + l.size, 0);
   return (
@@ -82,8 +117,8 @@ function Layers({ image }: { image: ImageInfo }) {
               {bytes(l.size)}
               <Bar value={l.size} max={max} />
             </td>
-            <td data-label="Shared" class={l.sharedImages ? 'shared' : 'muted'}>
-              {l.sharedImages ? `shared with ${count(l.sharedImages, 'other image')} in ${count(l.sharedRepositories, 'repository', 'repositories')}` : 'only this image'}
+            <td data-label="Shared" class={l.sharedImages ? undefined : 'muted'}>
+              {l.sharedImages ? <SharedWith layer={l} name={name} self={self} /> : 'only this image'}
             </td>
           </tr>
         ))}
@@ -223,7 +258,7 @@ export function ImagePage({ name, reference }: { name: string; reference: string
           </section>
           <section>
             <h2>Layers</h2>
-            <Layers image={d.image} />
+            <Layers image={d.image} name={name} self={d.digest} />
           </section>
           {d.image.env.length > 0 && (
             <section>

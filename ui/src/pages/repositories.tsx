@@ -33,13 +33,14 @@ export function UpstreamBadge({ repo }: { repo: Repo }) {
 
 export function RepositoriesPage() {
   const { search } = useLocation();
-  const { session } = useSession();
+  const { session, epoch } = useSession();
   const q = search.get('q') ?? '';
   const sort = (['name', 'pushed', 'size', 'unique'].includes(search.get('sort') ?? '') ? search.get('sort') : 'name') as SortKey;
   const order = search.get('order') === 'desc' || search.get('order') === 'asc' ? search.get('order')! : FIRST_ORDER[sort];
   const cursor = search.get('cursor') ?? undefined;
   const pageNo = Number(search.get('page') ?? '1') || 1;
-  const view = `${q}\0${sort}\0${order}`;
+  // Per identity too: a cursor may encode a name the next user of this tab must not see.
+  const view = `${epoch}\0${q}\0${sort}\0${order}`;
   if (pageNo === 1) seen.set(`${view}\0${1}`, undefined);
   else if (cursor) seen.set(`${view}\0${pageNo}`, cursor);
   const prevKey = `${view}\0${pageNo - 1}`;
