@@ -139,8 +139,8 @@ export function containersStorageArgs(dir: string): string[] {
 }
 
 /** podman with a private store and libpod tmpdir under dir (the default /run/libpod is shared by every podman on the host). */
-export function privatePodman(bin: string, dir: string): (args: string[]) => Promise<RunResult> {
-  return (args) => mustRun(bin, [...containersStorageArgs(dir), '--tmpdir', path.join(dir, 'tmp'), '--events-backend', 'none', ...args]);
+export function privatePodman(bin: string, dir: string, env?: NodeJS.ProcessEnv): (args: string[]) => Promise<RunResult> {
+  return (args) => mustRun(bin, [...containersStorageArgs(dir), '--tmpdir', path.join(dir, 'tmp'), '--events-backend', 'none', ...args], { env });
 }
 
 // ---------- the registry under test, and what it stored ----------

@@ -33,16 +33,18 @@ function parseExports(out: string): Record<string, string> {
 }
 
 /**
- * Start containerd (and dockerd unless docker is false). overlay2 first, vfs when the
- * filesystem can't take it (e.g. a CI machine that is itself a container on overlayfs).
+ * Start containerd (and dockerd unless docker is false, with `registryMirrors` as its
+ * registry-mirrors). overlay2 first, vfs when the filesystem can't take it (e.g. a CI
+ * machine that is itself a container on overlayfs).
  */
-export async function startEngines(opts: { docker?: boolean } = {}): Promise<Engines> {
+export async function startEngines(opts: { docker?: boolean; registryMirrors?: string[] } = {}): Promise<Engines> {
   // Short: unix socket paths are limited to ~100 bytes.
   const dir = plainTempDir('eng');
   const errors: string[] = [];
   for (const driver of ['overlay2', 'vfs'] as const) {
     const args = ['start', '--data', dir, '--storage-driver', driver];
     if (opts.docker === false) args.push('--no-docker');
+    for (const m of opts.registryMirrors ?? []) args.push('--registry-mirror', m);
     const r = await run(ENGINES_SCRIPT, args, { timeoutMs: 90_000 });
     if (r.code !== 0) {
       errors.push(`${driver}: ${r.stderr.trim()}`);
