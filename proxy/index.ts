@@ -4,7 +4,7 @@
 // The core knows this folder only as a Source (server/context.ts), which
 // serve.ts wires in. Layout: entries.ts (names -> upstreams), upstream.ts
 // (the HTTP client: auth, 429, failures), manifests.ts, blobs.ts (the caching),
-// metrics.ts.
+// pulls.ts and expiry.ts (cached content as garbage), metrics.ts.
 import type client from 'prom-client';
 import { err, RegistryError } from '../storage/errors';
 import { newHolderId } from '../storage/lease';
@@ -17,14 +17,18 @@ import type { Logger } from '../server/log';
 import { ProxyBlobs } from './blobs';
 import { Entries, entriesFrom, type Entry } from './entries';
 import { ProxyManifests } from './manifests';
+import { expireCaches } from './expiry';
 import { ProxyMetrics } from './metrics';
+import { PullLog } from './pulls';
 import { Upstream, UpstreamError } from './upstream';
 
 export interface Proxy {
   source: Source;
   /** For the admin API and UI: the upstream a repository is a cache of, if any. */
   upstreamFor(name: string): { prefix: string; remoteurl: string } | undefined;
-  /** Close upstream connections. */
+  /** Under the collector's lease, before a scheduled GC run: expire cached images (see expiry.ts). */
+  beforeGc(holder: string): Promise<void>;
+  /** Flush pull times, close upstream connections. */
   close(): Promise<void>;
 }
 
@@ -72,6 +76,9 @@ export function createProxy(opts: ProxyOptions): Proxy | undefined {
   const holder = newHolderId();
   const blobs = new ProxyBlobs(store, holder, metrics);
   const manifests = new ProxyManifests(store, metrics, logger);
+  // Pull times serve expiry only, which the scheduled GC runs: without it they would pile up unread.
+  const expiring = opts.config.berth.gc.enabled && entries.list.some((e) => e.expire > 0 || e.maxsize > 0);
+  const pulls = expiring ? new PullLog(store.driver, holder, logger) : undefined;
   for (const e of entries.list) logger.info('pull-through cache', { prefix: e.prefix || '(every repository)', upstream: e.remoteurl, ns: e.ns, ttlMs: e.ttl });
 
   const source: Source = async (ctx, next) => {
@@ -98,7 +105,8 @@ export function createProxy(opts: ProxyOptions): Proxy | undefined {
     const upstream = upstreams.get(t.entry)!;
     try {
       if (route.kind === 'blob') return await blobs.serve(ctx, t, upstream, next);
-      await manifests.ensure(t, upstream, reference, ctx.state.requestId);
+      const digest = await manifests.ensure(t, upstream, reference, ctx.state.requestId);
+      pulls?.record(t.local, digest);
     } catch (e) {
       if (e instanceof UpstreamError && e.retryAfter !== undefined) ctx.set('Retry-After', String(e.retryAfter));
       throw e;
@@ -112,7 +120,20 @@ export function createProxy(opts: ProxyOptions): Proxy | undefined {
       const e = entries.byName(name);
       return e && { prefix: e.prefix, remoteurl: e.remoteurl };
     },
+    async beforeGc(holder) {
+      if (!pulls) return;
+      const gc = opts.config.berth.gc;
+      try {
+        await pulls.flush();
+        const r = await expireCaches(store.driver, entries.list, { holder, concurrency: gc.concurrency, sweepBudgetMs: gc.sweepbudget });
+        logger.info('pull-through cache expiry', { ...r });
+      } catch (e) {
+        // The collection goes ahead; expiry tries again next run.
+        logger.warn('pull-through cache expiry failed', { error: String(e) });
+      }
+    },
     async close() {
+      await pulls?.close();
       for (const u of upstreams.values()) u.close();
     },
   };

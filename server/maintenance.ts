@@ -39,8 +39,11 @@ export class LeaseHeldError extends Error {
   }
 }
 
+/** Work done under the collector's lease before it marks (the pull-through cache's expiry, which serve.ts passes in). */
+export type BeforeGc = (holder: string) => Promise<void>;
+
 /** One GC run under the store's lease (a dry run needs none), renewed while it runs. */
-export async function runGc(driver: StorageDriver, config: Config, opts: Omit<GcOptions, 'lease' | 'holder'>): Promise<GcReport> {
+export async function runGc(driver: StorageDriver, config: Config, opts: Omit<GcOptions, 'lease' | 'holder'>, before?: BeforeGc): Promise<GcReport> {
   const gc = config.berth.gc;
   if (opts.dryRun) return collectGarbage(driver, opts);
   const holder = newHolderId();
@@ -48,6 +51,7 @@ export async function runGc(driver: StorageDriver, config: Config, opts: Omit<Gc
   if (!lease) throw new LeaseHeldError();
   const renew = setInterval(() => lease.renew().catch(() => undefined), Math.max(1000, gc.leasettl / 3));
   try {
+    await before?.(holder);
     return await collectGarbage(driver, { ...opts, lease, holder });
   } finally {
     clearInterval(renew);
@@ -216,12 +220,12 @@ export async function cmdDu(args: string[], load: Load): Promise<number> {
  * Returns a stop function. A run cut short by shutdown is safe: its intents
  * expire and the lease times out.
  */
-export function scheduleGc(driver: StorageDriver, config: Config, logger: Logger, metrics?: Metrics): () => void {
+export function scheduleGc(driver: StorageDriver, config: Config, logger: Logger, metrics?: Metrics, before?: BeforeGc): () => void {
   const opts = gcOptions(config);
   let running: Promise<void> | undefined;
   const tick = () => {
     if (running) return;
-    running = runGc(driver, config, opts)
+    running = runGc(driver, config, opts, before)
       .then(
         (r) => {
           logger.info('gc', { summary: summarizeGc(r), ...r, removed: undefined });
