@@ -86,7 +86,8 @@ export function PullCommand({ reference }: { reference: string }) {
   const cmd = `docker pull ${reference}`;
   return (
     <div class="pull">
-      <code>{cmd}</code>
+      {/* Focusable: on a narrow screen the line scrolls sideways. */}
+      <code tabIndex={0}>{cmd}</code>
       <Copy text={cmd} label={`Copy ${cmd}`} />
     </div>
   );

@@ -171,7 +171,7 @@ export function RepositoryPage({ name }: { name: string }) {
                   <Copy text={`docker pull ${host}/${name}:${tag.name}`} label={`Copy docker pull ${host}/${name}:${tag.name}`}>
                     <CopyIcon /> pull
                   </Copy>
-                  <Copy text={`docker pull ${host}/${name}@${tag.digest}`} label={`Copy docker pull ${host}/${name}@${tag.digest}`}>
+                  <Copy text={`docker pull ${host}/${name}@${tag.digest}`} label={`Copy docker pull by @digest: ${host}/${name}@${tag.digest}`}>
                     <CopyIcon /> @digest
                   </Copy>
                   {r?.deletable && (
