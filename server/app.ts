@@ -47,6 +47,8 @@ export interface AppOptions {
   adminAuth?: Koa.Middleware;
   /** The web UI's page and assets (ui/). */
   ui?: Koa.Middleware;
+  /** The admin API's data endpoints (admin/): after adminAuth, which says who the caller is. */
+  admin?: Koa.Middleware<State>;
 }
 
 export function createApp(opts: AppOptions): Koa<State> {
@@ -96,6 +98,7 @@ export function createApp(opts: AppOptions): Koa<State> {
   app.use(healthRoutes({ ready: opts.ready, metrics: serveMetrics ? opts.metrics : undefined, metricsPath }));
   if (opts.ui) app.use(opts.ui);
   if (opts.adminAuth) app.use(opts.adminAuth);
+  if (opts.admin) app.use(opts.admin);
   if (opts.config.berth.usage.enabled) {
     const usage = usageRouter(opts.store.driver, opts.config).routes() as unknown as Koa.Middleware<State>;
     const { auth } = opts;

@@ -12,15 +12,31 @@ const PROBE_TIMEOUT_MS = 5000;
 export interface ReadyStatus {
   ok: boolean;
   reason?: string;
+  /** The store's indexes: loading until the repository table is complete. */
+  indexes?: IndexStatus;
+}
+
+export interface IndexStatus {
+  state: string;
+  repositories: number;
+  /** Repositories whose figures are being recomputed. */
+  summarizing: number;
+  markers: string;
 }
 
 export class Readiness {
   private draining = false;
 
-  constructor(private readonly driver: StorageDriver) {}
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly indexes?: () => IndexStatus,
+  ) {}
 
   async status(): Promise<ReadyStatus> {
     if (this.draining) return { ok: false, reason: 'draining' };
+    const indexes = this.indexes?.();
+    // Catalog pages and the admin API's lists need the repository table.
+    if (indexes && indexes.state !== 'ready') return { ok: false, reason: `indexes ${indexes.state}`, indexes };
     let timeout: NodeJS.Timeout | undefined;
     // A backend that hangs is as unready as one that refuses.
     const limit = new Promise<never>((_, reject) => {
@@ -28,7 +44,7 @@ export class Readiness {
     });
     try {
       await Promise.race([this.driver.healthCheck(), limit]);
-      return this.draining ? { ok: false, reason: 'draining' } : { ok: true };
+      return this.draining ? { ok: false, reason: 'draining' } : { ok: true, indexes };
     } catch (e) {
       return { ok: false, reason: `storage: ${(e as Error).message}` };
     } finally {
@@ -61,7 +77,7 @@ export function healthRoutes(opts: HealthRoutesOptions): Koa.Middleware {
   router.get('/readyz', async (ctx) => {
     const r = await opts.ready();
     ctx.status = r.ok ? 200 : 503;
-    ctx.body = r.ok ? { status: 'ready' } : { status: 'not ready', reason: r.reason };
+    ctx.body = r.ok ? { status: 'ready', indexes: r.indexes } : { status: 'not ready', reason: r.reason, indexes: r.indexes };
   });
   const { metrics } = opts;
   if (metrics) {

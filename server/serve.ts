@@ -7,6 +7,7 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import Koa from 'koa';
 import { adminFrontDoor } from '../admin/front';
+import { adminApi } from '../admin/index';
 import { setupAuth } from '../auth/index';
 import { createProxy } from '../proxy/index';
 import { createDriver } from '../storage/factory';
@@ -42,6 +43,14 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
   const blobCache = config.berth.blobcache.rootdirectory ? new BlobCache(config.berth.blobcache) : undefined;
   if (blobCache) logger.info('blob cache', { rootdirectory: config.berth.blobcache.rootdirectory, ...(await blobCache.open()) });
   const store = new ContentStore(driver, {
+    index: {
+      pollMs: config.berth.index.pollinterval,
+      snapshotMs: config.berth.index.snapshotinterval,
+      feedRetentionMs: config.berth.index.feedretention,
+      readOnly: config.storage.maintenance.readonly.enabled,
+      onError: (what, e) => logger.warn(`${what} failed`, { error: String(e) }),
+      onInfo: (what, fields) => logger.info(what, fields),
+    },
     deleteEnabled: config.storage.delete.enabled,
     redirect: !config.storage.redirect.disable,
     linkCacheTtlMs: config.berth.linkcachettl,
@@ -49,7 +58,9 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
     blobCache,
   });
   metrics?.bindStore(store);
-  const readiness = new Readiness(driver);
+  const readiness = new Readiness(driver, () => store.index.status());
+  // In the background: the registry serves while the repository table loads (/readyz tells when it has).
+  void store.index.start();
   const ready = () => readiness.status();
   const draining = () => readiness.isDraining;
   const notifier = new Notifier(config, store, logger, metrics);
@@ -71,6 +82,7 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
     auth,
     tokens,
     adminAuth: adminFrontDoor(config, parts),
+    admin: adminApi({ store, config, upstreamOf: proxy?.upstreamFor }),
     ui: ui.middleware,
   });
   // Handlers still running (a request cut at the drain deadline still has to
@@ -180,6 +192,7 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
       await closing;
     }
     await blobCache?.settled();
+    await store.index.stop();
     await driver.close();
     logger.info('stopped');
   };

@@ -5,7 +5,7 @@ import { LRUCache } from 'lru-cache';
 import type { Readable } from 'node:stream';
 import { digestOf, parseDigest, type Digest } from './digest';
 import { isNotFound, type FileWriter, type StorageDriver } from './driver';
-import { err } from './errors';
+import { err, RegistryError } from './errors';
 import { intentKey, waitForSweeps } from './lease';
 import { MAX_MANIFEST_SIZE, parseManifest, type Descriptor } from './manifest';
 import { checkName, checkTag, isValidName } from './names';
@@ -14,6 +14,10 @@ import { mapLimit } from './pool';
 import { isRepository, listOrEmpty, repositoryNames } from './repositories';
 import { removedWhileWritten, UploadManager } from './uploads';
 import type { BlobCache } from './blobcache';
+import { Describer } from './describe';
+import { StoreIndex, type IndexOptions } from './index/index';
+import { references } from './index/rebuild';
+import { listDigests } from './scan';
 
 export interface StoreOptions {
   deleteEnabled: boolean;
@@ -25,6 +29,7 @@ export interface StoreOptions {
   manifestCacheBytes: number;
   /** Blob content kept on local disk (for a backend across the network). */
   blobCache?: BlobCache;
+  index?: Partial<IndexOptions>;
 }
 
 export const defaultStoreOptions: StoreOptions = {
@@ -56,6 +61,13 @@ export interface PutManifestResult {
   subject?: string;
 }
 
+/** What a repository delete removed. */
+export interface RepositoryRemoval {
+  repository: string;
+  tags: number;
+  manifests: number;
+}
+
 const CATALOG_TTL_MS = 2000;
 
 /** Lookups answered from an in-process cache (hits) or the backend (misses). */
@@ -66,6 +78,9 @@ export interface CacheStats {
 
 export class ContentStore {
   readonly uploads: UploadManager;
+  readonly index: StoreIndex;
+  /** What stored manifests are (kind, platforms, sizes), cached by digest. */
+  readonly describer: Describer;
   private readonly opts: StoreOptions;
   // Content by digest never changes: cache it freely.
   private readonly manifests: LRUCache<string, ManifestContent>;
@@ -92,6 +107,8 @@ export class ContentStore {
       sizeCalculation: (m) => m.bytes.length + 256,
     });
     this.links = new LRUCache({ max: 100_000, ttl: Math.max(1, this.opts.linkCacheTtlMs) });
+    this.describer = new Describer((d) => this.blobBytes(d));
+    this.index = new StoreIndex(driver, { describe: (d) => this.describer.describe(d), repoTags: (r) => this.allTags(r) }, this.opts.index);
     this.uploads = new UploadManager(driver, {
       commit: (repo, d, size, data) => this.commitBlob(repo, d, size, data),
       directWriter: async (d) => (driver.atomicWriter && !(await this.blobExistsFresh(d)) ? driver.atomicWriter(paths.blobData(d)) : undefined),
@@ -250,18 +267,21 @@ export class ContentStore {
     if (!(await this.deletePath(paths.layerLinkDir(repo, d)))) {
       throw err('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
     }
+    await this.index.blobUnlinked(repo, d);
   }
 
   /** Link an existing blob into a repository; false when the store does not hold it. */
   async linkBlob(repo: string, d: Digest): Promise<boolean> {
     if ((await this.globalBlobSize(d)) === undefined) return false;
     const link = paths.layerLink(repo, d);
+    await this.index.beforeLink(repo, d);
     await this.writeLink(link, d, true);
     let held = true;
     await this.settle([intentKey.layer(repo, d), intentKey.blob(d)], async () => {
       held = await this.blobExistsFresh(d);
       return held && (await this.writeLink(link, d));
     });
+    if (held) await this.index.linked(repo);
     return held;
   }
 
@@ -284,7 +304,9 @@ export class ContentStore {
 
   private async findLinkingRepository(d: Digest, mayRead: (name: string) => boolean): Promise<string | undefined> {
     if ((await this.globalBlobSize(d)) === undefined) return undefined;
-    for (const name of await repositoryNames(this.driver, (c) => c.includes('_layers'))) {
+    // The blob's users when the index holds them all; a walk of every repository while it is rebuilt.
+    const candidates = this.index.complete ? [...(await this.index.users.list(d)).repos] : await repositoryNames(this.driver, (c) => c.includes('_layers'));
+    for (const name of candidates) {
       if (mayRead(name) && (await this.readLink(paths.layerLink(name, d))) === d.value) return name;
     }
     return undefined;
@@ -311,6 +333,7 @@ export class ContentStore {
       placed = true;
     };
     try {
+      await this.index.beforeLink(repo, d);
       await this.writeLink(link, d, true);
       // Stored once: a blob someone already pushed is linked, not copied again.
       if (!(await this.blobExistsFresh(d))) await place();
@@ -325,6 +348,7 @@ export class ContentStore {
       if (!placed && typeof data !== 'string') await data.cancel().catch(() => undefined);
     }
     this.blobSizes.set(d.value, size);
+    await this.index.linked(repo);
   }
 
   // ---- manifests ---------------------------------------------------------
@@ -369,6 +393,11 @@ export class ContentStore {
     return parseDigest(target);
   }
 
+  /** The digest a tag (or digest) names in the repository; MANIFEST_UNKNOWN when it names nothing there. */
+  async resolveReference(repo: string, reference: string): Promise<string> {
+    return (await this.resolve(repo, reference)).value;
+  }
+
   async getManifest(repo: string, reference: string): Promise<ManifestContent> {
     return this.loadManifest(await this.resolve(repo, reference));
   }
@@ -376,9 +405,10 @@ export class ContentStore {
   /**
    * `lazy`: a pull-through cache stores a manifest before the blobs and child
    * manifests it references, which it fetches when they are asked for; they
-   * are then not required in the repository.
+   * are then not required in the repository. `by`: who pushes (recorded with
+   * the tag's push).
    */
-  async putManifest(repo: string, reference: string, bytes: Buffer, contentType: string | undefined, opts: { lazy?: boolean } = {}): Promise<PutManifestResult> {
+  async putManifest(repo: string, reference: string, bytes: Buffer, contentType: string | undefined, opts: { lazy?: boolean; by?: string } = {}): Promise<PutManifestResult> {
     checkName(repo);
     const isDigest = reference.includes(':');
     const refDigest = isDigest ? parseDigest(reference) : undefined;
@@ -391,6 +421,8 @@ export class ContentStore {
       throw err('DIGEST_INVALID', 'manifest digest does not match the reference', { expected: reference, actual: d.value });
     }
     const parsed = parseManifest(bytes, contentType);
+    // What the image uses, for the index, whether or not it is here yet.
+    const refs = [...parsed.blobs, ...parsed.manifests];
     if (opts.lazy) parsed.blobs = parsed.manifests = [];
     const missingBlobs = await this.missing(parsed.blobs, (x) => this.readLink(paths.layerLink(repo, x)));
     if (missingBlobs.length) {
@@ -406,14 +438,16 @@ export class ContentStore {
       this.blobSizes.set(d.value, bytes.length);
     }
     this.manifests.set(d.value, { digest: d.value, mediaType: parsed.mediaType, bytes });
+    await this.index.beforeManifest(repo, d, refs);
     await this.writeLink(paths.revisionLink(repo, d), d, true);
     if (parsed.subject) {
       await this.writeLink(paths.referrerLink(repo, parseDigest(parsed.subject.digest), d), d);
     }
     // Settle before the tag moves, so a PUT refused here leaves the tag as it was.
     await this.settleManifest(repo, undefined, d, bytes, parsed.blobs, parsed.manifests);
+    let previous: string | undefined;
     if (!isDigest) {
-      const previous = await this.readLinkFresh(paths.tagCurrentLink(repo, reference));
+      previous = await this.readLinkFresh(paths.tagCurrentLink(repo, reference));
       await this.tag(repo, reference, d);
       try {
         await this.settleManifest(repo, reference, d, bytes, parsed.blobs, parsed.manifests);
@@ -426,6 +460,7 @@ export class ContentStore {
         throw e;
       }
     }
+    await this.index.manifestStored(repo, d, refs, isDigest ? undefined : { tag: reference, previous, by: opts.by });
     return { digest: d.value, subject: parsed.subject?.digest };
   }
 
@@ -479,6 +514,7 @@ export class ContentStore {
   }
 
   private async tag(repo: string, tag: string, d: Digest): Promise<void> {
+    await this.index.beforeTag(repo, tag, d);
     await this.writeLink(paths.tagIndexLink(repo, tag, d), d);
     await this.driver.putContent(paths.tagCurrentLink(repo, tag), Buffer.from(d.value));
     this.setLink(paths.tagCurrentLink(repo, tag), d.value);
@@ -490,21 +526,45 @@ export class ContentStore {
     const d = await this.resolve(repo, reference);
     if (!reference.includes(':')) {
       await this.deletePath(paths.tagDir(repo, reference));
+      await this.index.tagDeleted(repo, reference, d);
       return;
     }
-    for (const tag of await listOrEmpty(this.driver, paths.tagsRoot(repo))) {
-      if ((await this.readLinkFresh(paths.tagCurrentLink(repo, tag))) === d.value) {
-        await this.deletePath(paths.tagDir(repo, tag));
-      }
-    }
-    let subject: string | undefined;
-    try {
-      subject = parseManifest((await this.loadManifest(d)).bytes, undefined).subject?.digest;
-    } catch {
-      subject = undefined;
-    }
+    const tags = await this.tagsPointingAt(repo, d);
+    for (const tag of tags) await this.deletePath(paths.tagDir(repo, tag));
+    const m = await this.describer.describe(d.value);
     await this.deletePath(paths.revisionDir(repo, d));
-    if (subject) await this.deletePath(paths.referrerLink(repo, parseDigest(subject), d).replace(/\/link$/, ''));
+    if (m?.subject) await this.deletePath(paths.referrerLink(repo, parseDigest(m.subject), d).replace(/\/link$/, ''));
+    await this.index.manifestDeleted(repo, d, m ? references(m) : [], tags);
+  }
+
+  /** Tags whose current link is d: from the tag markers, or every tag while the index is rebuilt. */
+  async tagsPointingAt(repo: string, d: Digest): Promise<string[]> {
+    const candidates = this.index.complete ? await this.index.tags.markedTags(repo, d) : await listOrEmpty(this.driver, paths.tagsRoot(repo));
+    const out: string[] = [];
+    for (const tag of candidates) if ((await this.readLinkFresh(paths.tagCurrentLink(repo, tag))) === d.value) out.push(tag);
+    return out;
+  }
+
+  /**
+   * Remove a repository: its tags, manifests and links (blobs stay until GC
+   * finds no other repository uses them).
+   */
+  async deleteRepository(repo: string): Promise<RepositoryRemoval> {
+    this.checkDelete();
+    checkName(repo);
+    if (!(await this.repositoryExists(repo))) throw err('NAME_UNKNOWN', 'repository name not known to registry', { name: repo });
+    const [tags, revisions, layers] = await Promise.all([
+      listOrEmpty(this.driver, paths.tagsRoot(repo)),
+      listDigests(this.driver, paths.revisionsRoot(repo)),
+      listDigests(this.driver, paths.layersRoot(repo)),
+    ]);
+    const images = await mapLimit(revisions, 16, async (r) => {
+      const m = await this.describer.describe(r);
+      return { digest: parseDigest(r), references: m ? references(m) : [] };
+    });
+    await this.deletePath(paths.repository(repo));
+    await this.index.repositoryDeleted(repo, [...layers, ...revisions].map(parseDigest), images);
+    return { repository: repo, tags: tags.length, manifests: revisions.length };
   }
 
   private checkDelete(): void {
@@ -536,6 +596,37 @@ export class ContentStore {
       if (!page.next) return { items };
       if (items.length >= n) return { items, last: items[items.length - 1] };
       after = page.next;
+    }
+  }
+
+  /** Every tag of the repository and the digest it points at (tag directories without a link are skipped). */
+  async allTags(repo: string): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    let last: string | undefined;
+    do {
+      const page = await this.listTags(repo, last, 1000).catch((e) => {
+        if (e instanceof RegistryError && e.code === 'NAME_UNKNOWN') return { items: [] as string[], last: undefined };
+        throw e;
+      });
+      const links = await mapLimit(page.items, 32, (t) => this.readLink(paths.tagCurrentLink(repo, t)));
+      page.items.forEach((t, i) => links[i] && out.set(t, links[i]!));
+      last = page.last;
+    } while (last);
+    return out;
+  }
+
+  /** A small blob's bytes (manifests, configs); undefined when the store does not hold it or it is larger than a manifest may be. */
+  async blobBytes(digest: string): Promise<Buffer | undefined> {
+    const d = parseDigest(digest);
+    const cached = this.manifests.get(d.value);
+    if (cached) return cached.bytes;
+    const size = await this.globalBlobSize(d);
+    if (size === undefined || size > MAX_MANIFEST_SIZE) return undefined;
+    try {
+      return await this.driver.getContent(paths.blobData(d));
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
     }
   }
 
@@ -585,6 +676,11 @@ export class ContentStore {
   }
 
   async catalogPage(last: string | undefined, n: number, mayList: (name: string) => boolean): Promise<Page<string>> {
+    if (this.index.state === 'ready') {
+      const page = this.index.table.catalogPage(last, n, mayList);
+      return page.more ? { items: page.items, last: page.items[page.items.length - 1] } : { items: page.items };
+    }
+    // Until the index has loaded: the store's own listing, cached briefly for paging.
     const all = (await this.allRepositories()).filter(mayList);
     let start = 0;
     if (last !== undefined) {

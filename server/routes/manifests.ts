@@ -54,7 +54,7 @@ export const manifests: Resource = {
   async PUT(ctx) {
     const { name, reference } = ctx.state.route;
     const bytes = await readBody(ctx, MAX_MANIFEST_SIZE);
-    const r = await ctx.deps.store.putManifest(name!, reference!, bytes, ctx.get('Content-Type') || undefined);
+    const r = await ctx.deps.store.putManifest(name!, reference!, bytes, ctx.get('Content-Type') || undefined, { by: ctx.state.auth.subject });
     ctx.state.log.digest = r.digest;
     empty(ctx, 201);
     ctx.set('Location', urlFor(ctx, `/v2/${name}/manifests/${r.digest}`));

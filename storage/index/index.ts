@@ -1,0 +1,341 @@
+// The indexes behind the catalog, mounts without `from`, deletes by digest and
+// the admin API (storage/INDEX.md). The content store calls the hooks below
+// around its writes; queries read the repository table (in memory) and the
+// markers in the store. Replicas on one store keep their tables current from
+// the change feed; one of them (the index lease holder) writes snapshots,
+// prunes the feed and rebuilds the markers of a store that lacks them.
+import type { Digest } from '../digest';
+import { parseDigest } from '../digest';
+import type { ManifestInfo } from '../describe';
+import { isNotFound, type StorageDriver } from '../driver';
+import { Lease, newHolderId } from '../lease';
+import { repositoryNames } from '../repositories';
+import { ChangeFeed, type ChangeEvent } from './feed';
+import { indexKeys } from './keys';
+import { rebuildIndexes } from './rebuild';
+import { loadSnapshot, saveSnapshot } from './snapshot';
+import { summarize, type SummaryDeps } from './summary';
+import { RepoTable, type RepoEntry } from './table';
+import { TagFacts } from './tags';
+import { BlobUsers } from './users';
+
+export interface IndexOptions {
+  /** How often the change feed is read, ms. */
+  pollMs: number;
+  /** How often the lease holder writes a snapshot of the table, ms. */
+  snapshotMs: number;
+  /** How long feed entries are kept, ms; a replica away longer re-reads the store. */
+  feedRetentionMs: number;
+  /** storage.maintenance.readonly: no snapshots, pruning or rebuilds. */
+  readOnly?: boolean;
+  /** Errors of background work (they never fail a request). */
+  onError?: (what: string, e: unknown) => void;
+  onInfo?: (what: string, fields: Record<string, unknown>) => void;
+}
+
+export const defaultIndexOptions: IndexOptions = { pollMs: 1000, snapshotMs: 5 * 60_000, feedRetentionMs: 30 * 60_000 };
+
+export type IndexState = 'cold' | 'loading' | 'ready';
+
+/** Wait this long after a repository's last change before summarising it (a push is a burst of writes). */
+const SETTLE_MS = 300;
+const SUMMARY_CONCURRENCY = 2;
+const LEASE_TTL_MS = 3 * 60_000;
+
+export class StoreIndex {
+  readonly table = new RepoTable();
+  readonly users: BlobUsers;
+  readonly tags: TagFacts;
+  private readonly feed: ChangeFeed;
+  private readonly opts: IndexOptions;
+  private loadState: IndexState = 'cold';
+  /** The markers (blob users, tag markers) hold everything the layout does. */
+  private markersComplete = false;
+  private readonly queue: string[] = [];
+  private readonly dirtyAt = new Map<string, number>();
+  private working = 0;
+  private timers: NodeJS.Timeout[] = [];
+  private lease?: Lease;
+  private lastSnapshot = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly deps: Omit<SummaryDeps, 'users' | 'pushedAt'>,
+    opts: Partial<IndexOptions> = {},
+  ) {
+    this.opts = { ...defaultIndexOptions, ...opts };
+    this.users = new BlobUsers(driver);
+    this.tags = new TagFacts(driver);
+    this.feed = new ChangeFeed(driver);
+  }
+
+  /** 'ready' once the table holds every repository (figures may still be filling in). */
+  get state(): IndexState {
+    return this.loadState;
+  }
+
+  /** Whether blob users and tag markers can be trusted to be complete (else callers scan the layout). */
+  get complete(): boolean {
+    return this.markersComplete;
+  }
+
+  status(): { state: IndexState; repositories: number; summarizing: number; markers: 'complete' | 'rebuilding' } {
+    return { state: this.loadState, repositories: this.table.size, summarizing: this.dirtyAt.size, markers: this.markersComplete ? 'complete' : 'rebuilding' };
+  }
+
+  /** Load the table (snapshot + feed, or a walk of the store) in the background and keep it current. */
+  start(): Promise<void> {
+    this.loadState = 'loading';
+    const loading = this.load().catch((e) => {
+      this.opts.onError?.('index load', e);
+      this.loadState = 'cold';
+    });
+    const poll = setInterval(() => void this.poll(), this.opts.pollMs);
+    const lead = setInterval(() => void this.leaderDuties(), Math.min(60_000, this.opts.snapshotMs));
+    poll.unref();
+    lead.unref();
+    this.timers.push(poll, lead);
+    return loading;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    await this.lease?.release().catch(() => undefined);
+  }
+
+  private async load(): Promise<void> {
+    const state = await this.readState();
+    const snap = await loadSnapshot(this.driver);
+    // A snapshot is usable while the feed still holds everything written since it
+    // (entries are pruned after the retention; a minute's margin for clocks).
+    if (snap && Date.now() - snap.position < this.opts.feedRetentionMs - 60_000) {
+      this.table.load(snap.entries);
+      this.feed.reset(snap.position);
+      this.lastSnapshot = snap.writtenAt;
+      this.loadState = 'ready';
+      this.opts.onInfo?.('index loaded from snapshot', { repositories: snap.entries.length, age: Date.now() - snap.writtenAt });
+      await this.poll();
+    } else {
+      await this.walk();
+    }
+    this.markersComplete = Boolean(state);
+    if (!state) void this.leaderDuties();
+  }
+
+  /** Every repository from the layout, figures to be computed. */
+  private async walk(): Promise<void> {
+    const started = Date.now();
+    this.feed.reset(started);
+    const names = await repositoryNames(this.driver);
+    this.table.load(names.map((name) => ({ name, tags: 0, images: 0, lastPush: 0, logicalBytes: 0, uniqueBytes: 0, summarizedAt: 0 })));
+    this.loadState = 'ready';
+    for (const n of names) this.touch(n);
+    this.opts.onInfo?.('index loaded from the store', { repositories: names.length, ms: Date.now() - started });
+  }
+
+  private async readState(): Promise<boolean> {
+    try {
+      await this.driver.getContent(indexKeys.state);
+      return true;
+    } catch (e) {
+      if (isNotFound(e)) return false;
+      throw e;
+    }
+  }
+
+  // ---- keeping the table current ----------------------------------------------------
+
+  private async poll(): Promise<void> {
+    if (this.loadState !== 'ready' || this.stopped) return;
+    try {
+      for (const e of await this.feed.poll()) this.apply(e);
+    } catch (e) {
+      this.opts.onError?.('index feed poll', e);
+    }
+  }
+
+  private apply(e: ChangeEvent): void {
+    // Before the table is loaded there is nothing to update: the load reads the store as it is.
+    if (this.loadState !== 'ready') return;
+    if (e.op === 'repo-delete') {
+      this.table.remove(e.repo);
+      return;
+    }
+    if (e.op === 'create' || e.op === 'manifest') this.table.add(e.repo);
+    if (e.op === 'manifest' && e.tag) {
+      const entry = this.table.get(e.repo);
+      if (entry && e.at > entry.lastPush) this.table.update(e.repo, { lastPush: e.at });
+    }
+    if (this.table.has(e.repo)) this.touch(e.repo);
+  }
+
+  /** Recompute the repository's figures soon. */
+  private touch(repo: string): void {
+    if (!this.dirtyAt.has(repo)) this.queue.push(repo);
+    this.dirtyAt.set(repo, Date.now());
+    this.drain();
+  }
+
+  private drain(): void {
+    while (this.working < SUMMARY_CONCURRENCY && this.queue.length && !this.stopped) {
+      this.working++;
+      void this.summarizeNext().finally(() => {
+        this.working--;
+        this.drain();
+      });
+    }
+  }
+
+  private async summarizeNext(): Promise<void> {
+    const repo = this.queue.shift()!;
+    const since = this.dirtyAt.get(repo);
+    if (since === undefined) return;
+    const wait = since + SETTLE_MS - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait).unref());
+    const started = this.dirtyAt.get(repo)!;
+    try {
+      const entry = this.table.get(repo);
+      if (!entry) return void this.dirtyAt.delete(repo);
+      const deps = { ...this.deps, users: this.users, pushedAt: async (r: string, t: string, d: string) => (await this.tags.lastPush(r, t, d)).at };
+      const figures = await summarize(deps, repo, entry.lastPush);
+      this.table.update(repo, figures, Date.now());
+    } catch (e) {
+      this.opts.onError?.(`summary of ${repo}`, e);
+    }
+    // Touched again while this ran: go round once more.
+    if (this.dirtyAt.get(repo) === started) this.dirtyAt.delete(repo);
+    else this.queue.push(repo);
+  }
+
+  /** A repository the table lacks though the store holds it (written by another program): add it now. */
+  adopt(repo: string): RepoEntry {
+    const e = this.table.add(repo);
+    this.touch(repo);
+    return e;
+  }
+
+  /** Apply locally and tell other replicas. */
+  private async publish(events: ChangeEvent[]): Promise<void> {
+    const applied = this.loadState === 'ready';
+    for (const e of events) this.apply(e);
+    await this.feed.append(events, applied);
+  }
+
+  // ---- hooks the content store calls around its writes -----------------------------------
+
+  /** Before a layer link is written. */
+  beforeLink(repo: string, d: Digest): Promise<void> {
+    return this.users.mark(d, repo);
+  }
+
+  /** After a layer link was written: a new repository is announced. */
+  async linked(repo: string): Promise<void> {
+    if (!this.table.has(repo)) await this.publish([{ repo, op: 'create', at: Date.now() }]);
+  }
+
+  /** Before a manifest's revision link: it and what it references are marked as used by it. */
+  async beforeManifest(repo: string, d: Digest, references: Digest[]): Promise<void> {
+    await this.users.mark(d, repo);
+    await Promise.all(references.map((b) => this.users.mark(b, repo, [d.value])));
+  }
+
+  /** Before a tag moves to d. */
+  beforeTag(repo: string, tag: string, d: Digest): Promise<void> {
+    return this.tags.markTag(repo, tag, d);
+  }
+
+  /** After a manifest (and its tag, if any) was stored. */
+  async manifestStored(repo: string, d: Digest, references: Digest[], t?: { tag: string; previous?: string; by?: string }): Promise<void> {
+    const at = Date.now();
+    if (t) {
+      await this.tags.recordPush(repo, t.tag, { digest: d.value, at, by: t.by });
+      if (t.previous && t.previous !== d.value) await this.tags.unmarkTag(repo, t.tag, parseDigest(t.previous));
+    }
+    await this.publish([{ repo, op: 'manifest', digest: d.value, at, ...(t && { tag: t.tag, by: t.by }) }]);
+    this.refreshSharers(repo, references);
+  }
+
+  async tagDeleted(repo: string, tag: string, d: Digest): Promise<void> {
+    await this.tags.unmarkTag(repo, tag, d);
+    await this.publish([{ repo, op: 'tag-delete', tag, digest: d.value, at: Date.now() }]);
+  }
+
+  async manifestDeleted(repo: string, d: Digest, references: Digest[], tags: string[]): Promise<void> {
+    await Promise.all(references.map((b) => this.users.unmark(b, repo, d.value)));
+    await this.users.unmark(d, repo);
+    await Promise.all(tags.map((t) => this.tags.unmarkTag(repo, t, d)));
+    await this.publish([{ repo, op: 'manifest-delete', digest: d.value, at: Date.now() }]);
+    this.refreshSharers(repo, references);
+  }
+
+  blobUnlinked(repo: string, d: Digest): Promise<void> {
+    return this.users.unmark(d, repo);
+  }
+
+  /** After a whole repository was deleted: `blobs` it linked, `images` with what they referenced. */
+  async repositoryDeleted(repo: string, blobs: Digest[], images: { digest: Digest; references: Digest[] }[]): Promise<void> {
+    const all: Digest[] = [...blobs];
+    for (const i of images) {
+      await Promise.all(i.references.map((b) => this.users.unmark(b, repo, i.digest.value)));
+      all.push(...i.references);
+    }
+    await Promise.all(blobs.map((b) => this.users.unmark(b, repo)));
+    await this.publish([{ repo, op: 'repo-delete', at: Date.now() }]);
+    this.refreshSharers(repo, all);
+  }
+
+  /**
+   * A repository that now is (or is no longer) the only other user of one of
+   * these blobs has new unique bytes: have every replica recompute it. In the
+   * background: the request that changed sharing does not wait for it.
+   */
+  private refreshSharers(repo: string, blobs: Digest[]): void {
+    void (async () => {
+      const lone = new Set<string>();
+      const seen = new Set<string>();
+      for (const b of blobs) {
+        if (seen.has(b.value)) continue;
+        seen.add(b.value);
+        const others = await this.users.others(b, repo, 2);
+        if (others.length === 1) lone.add(others[0]);
+      }
+      if (lone.size) await this.publish([...lone].map((r) => ({ repo: r, op: 'refresh' as const, at: Date.now() })));
+    })().catch((e) => this.opts.onError?.('sharing refresh', e));
+  }
+
+  // ---- the lease holder's work ----------------------------------------------------------
+
+  /** Derive the markers of a store that has none (distribution wrote it), holding the lease throughout. */
+  private async rebuild(lease: Lease): Promise<void> {
+    const renew = setInterval(() => void lease.renew().catch(() => undefined), 30_000);
+    try {
+      const report = await rebuildIndexes(this.driver, {});
+      this.markersComplete = true;
+      this.opts.onInfo?.('index markers rebuilt', { ...report });
+      // Figures computed before the markers were complete undercount sharing.
+      for (const e of this.table.entries()) this.touch(e.name);
+    } finally {
+      clearInterval(renew);
+    }
+  }
+
+  private async leaderDuties(): Promise<void> {
+    if (this.stopped || this.loadState !== 'ready' || this.opts.readOnly) return;
+    try {
+      if (!this.lease || !(await this.lease.renew())) {
+  this.lease = await Lease.acquire(this.driver, newHolderId(), LEASE_TTL_MS, 250, indexKeys.lease);
+      }
+      if (!this.lease) return;
+      await this.feed.prune(this.opts.feedRetentionMs);
+      if (!this.markersComplete && !(this.markersComplete = await this.readState())) await this.rebuild(this.lease);
+      if (Date.now() - this.lastSnapshot >= this.opts.snapshotMs && this.dirtyAt.size === 0) {
+        this.lastSnapshot = Date.now();
+        await saveSnapshot(this.driver, [...this.table.entries()], this.feed.position);
+      }
+    } catch (e) {
+      this.opts.onError?.('index maintenance', e);
+    }
+  }
+}

@@ -1,0 +1,198 @@
+// The repository table: every repository with its figures, in memory, so the
+// catalog and the admin API's lists cost the size of a page, not of the store.
+// About 150 bytes per repository (15 MB at 100,000). Names are kept sorted;
+// orders by other fields are rebuilt at most every RESORT_MS while the table
+// changes, so a sorted page stays cheap under a stream of pushes.
+
+export interface RepoFigures {
+  tags: number;
+  /** Distinct tagged manifests. */
+  images: number;
+  /** Epoch ms of the newest tag push; 0 when unknown. */
+  lastPush: number;
+  /** Bytes a client pulling every tag fetches, each image counted once. */
+  logicalBytes: number;
+  /** Bytes of blobs no other repository uses: what deleting this one would free. */
+  uniqueBytes: number;
+}
+
+export interface RepoEntry extends RepoFigures {
+  name: string;
+  /** Epoch ms the figures were computed; 0 when never (they read as zeros). */
+  summarizedAt: number;
+}
+
+export type SortKey = 'name' | 'pushed' | 'size' | 'unique';
+
+const FIELD: Record<Exclude<SortKey, 'name'>, keyof RepoFigures> = { pushed: 'lastPush', size: 'logicalBytes', unique: 'uniqueBytes' };
+const RESORT_MS = 2000;
+
+export interface TableQuery {
+  /** Case-insensitive substring of the name. */
+  q?: string;
+  sort?: SortKey;
+  desc?: boolean;
+  /** Opaque position from a previous page's `next`. */
+  cursor?: string;
+  limit: number;
+  /** May the caller see this repository? */
+  visible: (name: string) => boolean;
+  /** Count every visible match (costs a pass over the table). */
+  withTotal?: boolean;
+}
+
+export interface TablePage {
+  items: RepoEntry[];
+  next?: string;
+  total?: number;
+}
+
+function lowerBound(a: string[], x: string): number {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+export class RepoTable {
+  private readonly byName = new Map<string, RepoEntry>();
+  private names: string[] = [];
+  private orders = new Map<SortKey, { at: number; entries: RepoEntry[] }>();
+  private changedAt = 0;
+
+  get size(): number {
+    return this.byName.size;
+  }
+
+  get(name: string): RepoEntry | undefined {
+    return this.byName.get(name);
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  /** Add a repository (figures unknown until summarised); the existing entry when present. */
+  add(name: string): RepoEntry {
+    let e = this.byName.get(name);
+    if (e) return e;
+    e = { name, tags: 0, images: 0, lastPush: 0, logicalBytes: 0, uniqueBytes: 0, summarizedAt: 0 };
+    this.byName.set(name, e);
+    const i = lowerBound(this.names, name);
+    this.names.splice(i, 0, name);
+    this.changedAt = Date.now();
+    return e;
+  }
+
+  remove(name: string): boolean {
+    if (!this.byName.delete(name)) return false;
+    const i = lowerBound(this.names, name);
+    if (this.names[i] === name) this.names.splice(i, 1);
+    this.changedAt = Date.now();
+    return true;
+  }
+
+  update(name: string, figures: Partial<RepoFigures>, summarizedAt?: number): void {
+    const e = this.byName.get(name);
+    if (!e) return;
+    Object.assign(e, figures);
+    if (summarizedAt !== undefined) e.summarizedAt = summarizedAt;
+    this.changedAt = Date.now();
+  }
+
+  /** Replace the whole content (a snapshot or a walk of the store). */
+  load(entries: RepoEntry[]): void {
+    this.byName.clear();
+    for (const e of entries) this.byName.set(e.name, e);
+    this.names = [...this.byName.keys()].sort();
+    this.orders.clear();
+    this.changedAt = Date.now();
+  }
+
+  entries(): IterableIterator<RepoEntry> {
+    return this.byName.values();
+  }
+
+  /** The catalog: up to n visible names after `last`, in name order. */
+  catalogPage(last: string | undefined, n: number, visible: (name: string) => boolean): { items: string[]; more: boolean } {
+    const items: string[] = [];
+    let i = last === undefined ? 0 : lowerBound(this.names, last);
+    if (last !== undefined && this.names[i] === last) i++;
+    for (; i < this.names.length; i++) {
+      const name = this.names[i];
+      if (!visible(name)) continue;
+      if (items.length === n) return { items, more: true };
+      items.push(name);
+    }
+    return { items, more: false };
+  }
+
+  query(q: TableQuery): TablePage {
+    const needle = q.q?.toLowerCase();
+    // A cached order may still hold an entry removed since: only live entries count.
+    const match = (e: RepoEntry) => (!needle || e.name.toLowerCase().includes(needle)) && this.byName.get(e.name) === e && q.visible(e.name);
+    const sort = q.sort ?? 'name';
+    const order = sort === 'name' ? undefined : this.order(sort);
+    const len = order ? order.length : this.names.length;
+    const get = order ? (i: number) => order[i] : (i: number) => this.byName.get(this.names[i])!;
+    const at = (k: number) => get(q.desc ? len - 1 - k : k);
+    let k = q.cursor ? this.after(sort, len, get, q.cursor, Boolean(q.desc)) : 0;
+    const items: RepoEntry[] = [];
+    let next: string | undefined;
+    for (; k < len; k++) {
+      const e = at(k);
+      if (!match(e)) continue;
+      if (items.length === q.limit) {
+        next = cursorOf(sort, items[items.length - 1]);
+        break;
+      }
+      items.push(e);
+    }
+    let total: number | undefined;
+    if (q.withTotal) {
+      total = 0;
+      for (const e of this.byName.values()) if (match(e)) total++;
+    }
+    return { items, next, total };
+  }
+
+  /** Entries in `sort` order, ascending, the name breaking ties. */
+  private order(sort: Exclude<SortKey, 'name'>): RepoEntry[] {
+    const cached = this.orders.get(sort);
+    const now = Date.now();
+    if (cached && (cached.at >= this.changedAt || now - cached.at < RESORT_MS)) return cached.entries;
+    const f = FIELD[sort];
+    const entries = [...this.byName.values()].sort((a, b) => a[f] - b[f] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    this.orders.set(sort, { at: now, entries });
+    return entries;
+  }
+
+  /** Index (in the walking direction) of the first entry after the cursor's. */
+  private after(sort: SortKey, len: number, get: (i: number) => RepoEntry, cursor: string, desc: boolean): number {
+    const sep = cursor.indexOf('|');
+    const value = sort === 'name' ? 0 : Number(cursor.slice(0, sep));
+    const name = sort === 'name' ? cursor : cursor.slice(sep + 1);
+    const f = sort === 'name' ? undefined : FIELD[sort];
+    const cmp = (e: RepoEntry) => (f ? e[f] - value : 0) || (e.name < name ? -1 : e.name > name ? 1 : 0);
+    // The first ascending index whose entry is past the cursor (ascending), or
+    // at or past it (descending: the walk resumes just below that index).
+    const strict = !desc;
+    let lo = 0;
+    let hi = len;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const c = cmp(get(mid));
+      if (c < 0 || (strict && c === 0)) lo = mid + 1;
+      else hi = mid;
+    }
+    return desc ? len - lo : lo;
+  }
+}
+
+function cursorOf(sort: SortKey, e: RepoEntry): string {
+  return sort === 'name' ? e.name : `${e[FIELD[sort]]}|${e.name}`;
+}
