@@ -21,7 +21,7 @@ t.test('health, readiness, metrics and logs', async (t) => {
   t.same(await health.json(), { status: 'ok' });
   const ready = await fetch(`${b.url}/readyz`);
   t.equal(ready.status, 200);
-  t.same(await ready.json(), { status: 'ready' });
+  t.match(await ready.json(), { status: 'ready', indexes: { state: 'ready', repositories: 0 } }, 'ready, with the indexes loaded');
 
   const img = await pushImage(b.url, 'team/app', 'v1');
   // A chunked upload: POST, PATCH, PUT.
