@@ -186,7 +186,7 @@ export const SCHEMA: Record<string, Field> = {
     // The web UI at / (ui/): on unless turned off.
     ui: obj({ enabled: bool(true) }),
     // The indexes behind the catalog and the admin API (storage/INDEX.md).
-    index: obj({ pollinterval: dur('1s'), snapshotinterval: dur('5m'), feedretention: dur('30m') }),
+    index: obj({ pollinterval: dur('1s'), snapshotinterval: dur('5m'), feedretention: dur('30m'), reconcileinterval: dur('1m') }),
   }),
 };
 
@@ -260,7 +260,7 @@ export interface Config {
     usage: { enabled: boolean; cachettl: number };
     proxies?: (UpstreamConfig & { prefix: string; ns?: string })[];
     ui: { enabled: boolean };
-    index: { pollinterval: number; snapshotinterval: number; feedretention: number };
+    index: { pollinterval: number; snapshotinterval: number; feedretention: number; reconcileinterval: number };
   };
 }
 
@@ -452,7 +452,7 @@ export function fromObject(raw: Record<string, unknown>, env: NodeJS.ProcessEnv 
     throw new ConfigError('berth.blobcache keeps S3 blobs on local disk; with storage.filesystem they are local already');
   }
   const idx = berth.index;
-  if (idx.pollinterval < 100) throw new ConfigError('berth.index.pollinterval must be at least 100ms');
+  if (idx.pollinterval < 100 || idx.reconcileinterval < 100) throw new ConfigError('berth.index.pollinterval and reconcileinterval must be at least 100ms');
   // A replica starting from a snapshot replays the feed since it: the feed must outlive a snapshot.
   if (idx.feedretention < idx.snapshotinterval + 120_000) throw new ConfigError('berth.index.feedretention must exceed berth.index.snapshotinterval by at least 2m');
   checkEndpoints(config as unknown as Config);

@@ -267,7 +267,8 @@ t.test('store unreachable or stalled: 503 with a JSON error, readiness says so, 
 
 t.test('distribution 2.8.2 and berth serve one bucket', { skip: !haveDistribution() && !process.env.CI && 'docker-registry not installed' }, async (t) => {
   const root = '/shared-with-distribution';
-  const berth = await replica(root, { REGISTRY_STORAGE_REDIRECT_DISABLE: 'true' });
+  // A repository distribution creates reaches berth's list at its next reconcile with the store.
+  const berth = await replica(root, { REGISTRY_STORAGE_REDIRECT_DISABLE: 'true', REGISTRY_BERTH_INDEX_RECONCILEINTERVAL: '300ms' });
   const dist = await startDistribution({
     storageYaml: s3.distributionStorage(root),
   });
@@ -276,8 +277,9 @@ t.test('distribution 2.8.2 and berth serve one bucket', { skip: !haveDistributio
   t.same(await verifyPull(dist.url, fromBerth), [], 'distribution pulls what berth pushed');
   const fromDist = await pushImage(dist.url, 'pushed/by-distribution', 'v1', randomBlob(200), [randomBlob(6 * MiB + 1)]);
   t.same(await verifyPull(berth.url, fromDist), [], 'berth pulls what distribution pushed');
-  const catalog = (await (await fetch(`${berth.url}/v2/_catalog`)).json()) as { repositories: string[] };
-  t.same(catalog.repositories, ['pushed/by-berth', 'pushed/by-distribution'], 'berth lists both');
+  const catalog = async () => ((await (await fetch(`${berth.url}/v2/_catalog`)).json()) as { repositories: string[] }).repositories;
+  await waitFor('berth to list what distribution created', async () => (await catalog()).length === 2, 10_000);
+  t.same(await catalog(), ['pushed/by-berth', 'pushed/by-distribution'], 'berth lists both');
 });
 
 t.test('catalog paging at 2,000 repositories', async (t) => {

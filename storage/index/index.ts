@@ -9,7 +9,8 @@ import { parseDigest } from '../digest';
 import type { ManifestInfo } from '../describe';
 import { isNotFound, type StorageDriver } from '../driver';
 import { Lease, newHolderId } from '../lease';
-import { repositoryNames } from '../repositories';
+import { paths } from '../paths';
+import { isRepository, repositoryNames } from '../repositories';
 import { ChangeFeed, type ChangeEvent } from './feed';
 import { indexKeys } from './keys';
 import { rebuildIndexes } from './rebuild';
@@ -26,6 +27,8 @@ export interface IndexOptions {
   snapshotMs: number;
   /** How long feed entries are kept, ms; a replica away longer re-reads the store. */
   feedRetentionMs: number;
+  /** How often the repository list is checked against the store, ms (for repositories another program writes). */
+  reconcileMs: number;
   /** storage.maintenance.readonly: no snapshots, pruning or rebuilds. */
   readOnly?: boolean;
   /** Errors of background work (they never fail a request). */
@@ -33,7 +36,7 @@ export interface IndexOptions {
   onInfo?: (what: string, fields: Record<string, unknown>) => void;
 }
 
-export const defaultIndexOptions: IndexOptions = { pollMs: 1000, snapshotMs: 5 * 60_000, feedRetentionMs: 30 * 60_000 };
+export const defaultIndexOptions: IndexOptions = { pollMs: 1000, snapshotMs: 5 * 60_000, feedRetentionMs: 30 * 60_000, reconcileMs: 60_000 };
 
 export type IndexState = 'cold' | 'loading' | 'ready';
 
@@ -58,6 +61,7 @@ export class StoreIndex {
   private lease?: Lease;
   private lastSnapshot = 0;
   private stopped = false;
+  private reconciling = false;
 
   constructor(
     private readonly driver: StorageDriver,
@@ -93,9 +97,9 @@ export class StoreIndex {
     });
     const poll = setInterval(() => void this.poll(), this.opts.pollMs);
     const lead = setInterval(() => void this.leaderDuties(), Math.min(60_000, this.opts.snapshotMs));
-    poll.unref();
-    lead.unref();
-    this.timers.push(poll, lead);
+    const reconcile = setInterval(() => void this.reconcile(), this.opts.reconcileMs);
+    for (const timer of [poll, lead, reconcile]) timer.unref();
+    this.timers.push(poll, lead, reconcile);
     return loading;
   }
 
@@ -133,6 +137,28 @@ export class StoreIndex {
     this.loadState = 'ready';
     for (const n of names) this.touch(n);
     this.opts.onInfo?.('index loaded from the store', { repositories: names.length, ms: Date.now() - started });
+  }
+
+  /**
+   * Repositories another program created or removed (distribution serving the
+   * same store) announce nothing: compare the table with the store's listing.
+   */
+  private async reconcile(): Promise<void> {
+    if (this.loadState !== 'ready' || this.stopped || this.reconciling) return;
+    this.reconciling = true;
+    try {
+      const names = await repositoryNames(this.driver);
+      const present = new Set(names);
+      for (const n of names) if (!this.table.has(n)) this.adopt(n);
+      for (const e of [...this.table.entries()]) {
+        // Created since the listing began, or still there after all: keep.
+        if (!present.has(e.name) && !(await this.driver.list(paths.repository(e.name)).then(isRepository, () => false))) this.table.remove(e.name);
+      }
+    } catch (e) {
+      this.opts.onError?.('index reconcile', e);
+    } finally {
+      this.reconciling = false;
+    }
   }
 
   private async readState(): Promise<boolean> {
@@ -237,8 +263,7 @@ export class StoreIndex {
 
   /** Before a manifest's revision link: it and what it references are marked as used by it. */
   async beforeManifest(repo: string, d: Digest, references: Digest[]): Promise<void> {
-    await this.users.mark(d, repo);
-    await Promise.all(references.map((b) => this.users.mark(b, repo, [d.value])));
+    await Promise.all([this.users.mark(d, repo), ...references.map((b) => this.users.mark(b, repo, [d.value]))]);
   }
 
   /** Before a tag moves to d. */
@@ -249,11 +274,11 @@ export class StoreIndex {
   /** After a manifest (and its tag, if any) was stored. */
   async manifestStored(repo: string, d: Digest, references: Digest[], t?: { tag: string; previous?: string; by?: string }): Promise<void> {
     const at = Date.now();
-    if (t) {
-      await this.tags.recordPush(repo, t.tag, { digest: d.value, at, by: t.by });
-      if (t.previous && t.previous !== d.value) await this.tags.unmarkTag(repo, t.tag, parseDigest(t.previous));
-    }
-    await this.publish([{ repo, op: 'manifest', digest: d.value, at, ...(t && { tag: t.tag, by: t.by }) }]);
+    await Promise.all([
+      t && this.tags.recordPush(repo, t.tag, { digest: d.value, at, by: t.by }),
+      t?.previous && t.previous !== d.value && this.tags.unmarkTag(repo, t.tag, parseDigest(t.previous)),
+      this.publish([{ repo, op: 'manifest', digest: d.value, at, ...(t && { tag: t.tag, by: t.by }) }]),
+    ]);
     this.refreshSharers(repo, references);
   }
 
