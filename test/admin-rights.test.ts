@@ -1,6 +1,6 @@
 // The admin API with token auth: every answer filtered by the caller's rights,
-// exactly as the token service's policy decides them (anonymous, two users,
-// an admin), no repository name leaking to someone who may not pull it, and
+// exactly as the token service's policy decides them (anonymous with a token
+// or with no credential at all, two users, an admin), no repository name leaking to someone who may not pull it, and
 // deletes only with delete rights.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -59,10 +59,6 @@ t.test('admin API answers only what the caller may pull', async (t) => {
     return claims.access.some((a) => a.name === repo && a.actions.includes(action));
   };
 
-  const noToken = await api(url, '/berth/v1/repositories');
-  t.equal(noToken.status, 401, 'no credential: challenged like /v2');
-  t.match(noToken.headers.get('www-authenticate'), /^Bearer realm=/);
-
   for (const user of [undefined, 'alice', 'bob', 'root']) {
     const who = user ?? 'anonymous';
     await t.test(who, async (t) => {
@@ -74,6 +70,10 @@ t.test('admin API answers only what the caller may pull', async (t) => {
       t.equal(list.status, 200);
       t.same(list.body.repositories.map((r) => r.name), [...visible].sort(), 'the list: exactly what the policy lets it pull');
       t.equal(list.body.total, visible.length, 'the total counts nothing hidden');
+      if (!user) {
+        const bare = await api<{ repositories: { name: string }[] }>(url, '/berth/v1/repositories');
+        t.same(bare.body.repositories.map((r) => r.name), [...visible].sort(), 'no credential at all: what anonymous may pull');
+      }
       const text = JSON.stringify(list.body);
       for (const hidden of REPOS.filter((r) => !visible.includes(r))) t.notOk(text.includes(hidden), `no trace of ${hidden}`);
 
