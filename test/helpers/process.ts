@@ -4,6 +4,19 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
+import { addListener as onSpawn } from 'process-on-spawn';
+
+// tap runs each test file with NODE_OPTIONS=--import=<this checkout>/node_modules/@tapjs/...
+// and puts it back into the environment of every process the file spawns, whatever env the
+// spawn was given (process-on-spawn, whose listeners run in order: this one after tap's).
+// No child may keep it: a node outside this checkout (a chroot, a container) cannot load
+// the hook and does not start, and a child registry would run with tap's hooks in it.
+// So no child of a test gets NODE_OPTIONS at all: give node its flags as arguments.
+onSpawn((opts) => {
+  const env = { ...opts.env };
+  for (const k of Object.keys(env)) if (k === 'NODE_OPTIONS' || k.startsWith('_TAPJS_PROCESSINFO_')) delete env[k];
+  opts.env = env;
+});
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
