@@ -17,6 +17,11 @@ export interface State {
   requestId: string;
   /** What the access log records about the request. */
   log: { repository?: string; digest?: string };
+  /**
+   * The client's address, read when the request arrives: by its end the request may have
+   * lost its socket (req.socket is null once a stream pipeline or for-await destroys it).
+   */
+  peer: { address?: string; port?: number };
 }
 
 export interface Deps {

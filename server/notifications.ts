@@ -89,7 +89,7 @@ export function eventFor(ctx: Ctx, bytesIn: number, source: Event['source'], inc
     target,
     request: {
       id: ctx.state.requestId,
-      addr: `${ctx.req.socket.remoteAddress ?? ''}:${ctx.req.socket.remotePort ?? ''}`,
+      addr: `${ctx.state.peer.address ?? ''}:${ctx.state.peer.port ?? ''}`,
       host: ctx.host,
       method,
       useragent: ctx.get('User-Agent'),

@@ -93,6 +93,8 @@ export function observe(opts: ObserveOptions): Koa.Middleware<State> {
     const given = ctx.get('X-Request-Id');
     const requestId = CLIENT_ID.test(given) ? given : crypto.randomUUID();
     ctx.state.requestId = requestId;
+    const { remoteAddress, remotePort } = ctx.req.socket;
+    ctx.state.peer = { address: remoteAddress, port: remotePort };
     ctx.set('X-Request-Id', requestId);
     const bytes = countBytes(ctx.req, ctx.res);
     const finish = () => {
@@ -115,7 +117,7 @@ export function observe(opts: ObserveOptions): Koa.Middleware<State> {
         bytesIn: bytes.in,
         bytesOut: bytes.out,
         ms: Math.round(seconds * 1e6) / 1e3,
-        remoteAddr: ctx.req.socket.remoteAddress,
+        remoteAddr: remoteAddress,
         ...(completed ? {} : { aborted: true }),
       };
       if (opts.opsPaths.includes(ctx.path)) logger.debug('request', fields);

@@ -1,7 +1,7 @@
 // When the disk fails to flush an upload's bytes (datasync/fsync: EIO), the
 // upload is dropped and the client told to start over: nothing of it is ever
 // served and a new upload of the same blob succeeds. The failure is injected
-// into a real berth process by test/fixtures/fail-flush.ts.
+// into a real berth process by test/fixtures/disk-faults.ts.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -9,7 +9,7 @@ import t from 'tap';
 import { startBerth, tempDir } from './helpers/berth';
 import { OciClient, bufferSource } from './helpers/oci-client';
 
-const FIXTURE = path.resolve(__dirname, 'fixtures/fail-flush.js');
+const FIXTURE = path.resolve(__dirname, 'fixtures/disk-faults.js');
 const MiB = 1 << 20;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -1,5 +1,6 @@
 // Health, readiness, /metrics and the JSON logs of a running berth.
 import fs from 'node:fs';
+import path from 'node:path';
 import t from 'tap';
 import { FilesystemDriver } from '../storage/drivers/filesystem';
 import { instrumentDriver } from '../storage/instrumented';
@@ -161,6 +162,33 @@ t.test('storage errors and GC runs are counted', async (t) => {
   t.match(body, /berth_gc_freed_bytes_total 1234\n/);
   t.match(body, /berth_gc_deleted_blobs_total 2\n/);
   t.match(body, /berth_gc_last_run_duration_seconds 1.5\n/);
+});
+
+t.test('a request whose socket is gone at its end keeps its access-log line', async (t) => {
+  // A PATCH whose write fails under it (test/fixtures/disk-faults.ts; on S3, an outage):
+  // the for-await over the body ends early and destroys the request, which drops
+  // req.socket; the line used to be lost to "Cannot read properties of null".
+  const toggle = path.join(tempDir(), 'fail-write');
+  const b = await startBerth({
+    nodeArgs: ['--require', path.resolve(__dirname, 'fixtures/disk-faults.js')],
+    env: { REGISTRY_LOG_LEVEL: 'info', BERTH_TEST_FAIL_WRITE: toggle },
+  });
+  // kill: the connection of the failed PATCH stays open with its body unread, which a
+  // drain waits out (http.draintimeout)
+  t.teardown(() => b.kill());
+  const start = await fetch(`${b.url}/v2/faulty/disk/blobs/uploads/`, { method: 'POST' });
+  fs.writeFileSync(toggle, '/_uploads/');
+  const body = Buffer.alloc(4 << 20, 1);
+  const patch = await fetch(start.headers.get('location')!, { method: 'PATCH', headers: { 'content-type': 'application/octet-stream' }, body });
+  t.ok(patch.status >= 500, `the PATCH is answered ${patch.status}`);
+  const id = patch.headers.get('x-request-id');
+  let line: Record<string, unknown> | undefined;
+  await waitFor('its access-log line', async () => {
+    line = b.output().split('\n').filter((l) => l.includes(`"requestId":"${id}"`)).map((l) => JSON.parse(l)).find((l) => l.msg === 'request');
+    return line !== undefined;
+  }, 5000).catch(() => t.fail(`no access-log line for ${id}:\n${b.output()}`));
+  t.match(line, { method: 'PATCH', status: patch.status, remoteAddr: '127.0.0.1' });
+  t.notMatch(b.output(), /bookkeeping failed/);
 });
 
 t.test('log lines are JSON with the base fields; levels filter', async (t) => {
