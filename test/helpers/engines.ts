@@ -69,7 +69,9 @@ export async function startEngines(opts: { docker?: boolean; registryMirrors?: s
           .join('\n'),
       async stop() {
         process.removeListener('exit', onExit);
-        await mustRun(ENGINES_SCRIPT, ['stop', '--data', dir, '--purge'], { timeoutMs: 60_000 });
+        // each daemon may take 20 s to stop, then the store goes: after an image build (GBs
+        // of layers) the whole took over 60 s on a loaded machine
+        await mustRun(ENGINES_SCRIPT, ['stop', '--data', dir, '--purge'], { timeoutMs: 240_000 });
       },
     };
   }
