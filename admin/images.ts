@@ -1,9 +1,10 @@
 // One image (or index, or artifact) in full, and the images a blob is part of:
 // the dedup picture, from the blob-users index.
-import { parseDigest } from '../storage/digest';
+import { parseDigest, type Digest } from '../storage/digest';
 import { parseJson, referrerKind, type ManifestInfo } from '../storage/describe';
 import { err } from '../storage/errors';
 import { mapLimit } from '../storage/pool';
+import type { ContentStore } from '../storage/store';
 import { canPull, paging, visibleRepository, type AdminCtx } from './context';
 
 type Json = Record<string, unknown>;
@@ -81,17 +82,23 @@ async function platforms(ctx: AdminCtx, m: ManifestInfo) {
   });
 }
 
-/** Which images contain a blob (only those the caller may pull). */
-export async function imagesContaining(ctx: AdminCtx, digest: string): Promise<void> {
-  const d = parseDigest(digest);
-  const { store } = ctx.admin;
-  const { limit, cursor } = paging(ctx);
+export interface BlobImages {
+  digest: string;
+  size: number | null;
+  /** Repositories that use the blob (link it or have an image with it). */
+  repositories: number;
+  images: { repository: string; digest: string; tags: string[] }[];
+  next?: string;
+}
+
+/** The images that contain a blob, among the repositories `visible` admits (for the API and `berth images`). */
+export async function blobImages(store: ContentStore, d: Digest, visible: (repo: string) => boolean, cursor: string | undefined, limit: number): Promise<BlobImages> {
   const use = await store.index.users.list(d);
   const order = (a: { repo: string; digest: string }, b: { repo: string; digest: string }) =>
     a.repo === b.repo ? (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0) : a.repo < b.repo ? -1 : 1;
-  const images = use.images.filter((i) => canPull(ctx, i.repo)).sort(order);
-  const repositories = new Set([...use.repos].filter((r) => canPull(ctx, r)));
-  if (repositories.size === 0) throw err('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
+  const images = use.images.filter((i) => visible(i.repo)).sort(order);
+  const repositories = [...use.repos].filter(visible).length;
+  if (repositories === 0) throw err('BLOB_UNKNOWN', 'blob unknown to registry', { digest: d.value });
   let start = 0;
   if (cursor) {
     const at = cursor.lastIndexOf('@');
@@ -101,11 +108,17 @@ export async function imagesContaining(ctx: AdminCtx, digest: string): Promise<v
   const slice = images.slice(start, start + limit);
   const page = await mapLimit(slice, 8, async (i) => ({ repository: i.repo, digest: i.digest, tags: (await store.tagsPointingAt(i.repo, parseDigest(i.digest))).sort() }));
   const last = slice[slice.length - 1];
-  ctx.body = {
+  return {
     digest: d.value,
     size: (await store.globalBlobSize(d)) ?? null,
-    repositories: repositories.size,
+    repositories,
     images: page,
     ...(start + limit < images.length && last && { next: `${last.repo}@${last.digest}` }),
   };
+}
+
+/** Which images contain a blob (only those the caller may pull). */
+export async function imagesContaining(ctx: AdminCtx, digest: string): Promise<void> {
+  const { limit, cursor } = paging(ctx);
+  ctx.body = await blobImages(ctx.admin.store, parseDigest(digest), (r) => canPull(ctx, r), cursor, limit);
 }

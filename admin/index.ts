@@ -9,6 +9,7 @@ import type { AdminCtx, AdminDeps } from './context';
 import { imagesContaining, getImage } from './images';
 import { deleteImage, deleteRepository, deleteTag, getRepository, listRepositories, previewDelete } from './repositories';
 import { listTags } from './tags';
+import { getUsage } from './usage';
 
 export type { AdminDeps, UpstreamOf } from './context';
 
@@ -29,6 +30,7 @@ const BLOB = /^\/berth\/v1\/blobs\/([^/]+)\/images$/;
 /** The handlers for a path, by method; undefined when the path is not the admin API's. */
 function route(path: string): Partial<Record<string, Handler>> | undefined {
   if (path === '/berth/v1/repositories') return { GET: listRepositories };
+  if (path === '/berth/v1/usage') return { GET: getUsage };
   const b = BLOB.exec(path);
   if (b) return { GET: (ctx) => imagesContaining(ctx, segment(b[1])) };
   const m = REPO.exec(path);

@@ -28,12 +28,23 @@ export async function referrerCounts(store: ContentStore, repo: string, digest: 
   return counts;
 }
 
-export async function listTags(ctx: AdminCtx, name: string): Promise<void> {
-  const repo = visibleRepository(ctx, name);
-  const { store } = ctx.admin;
-  const { limit, cursor } = paging(ctx);
+export interface TagRow {
+  name: string;
+  digest: string;
+  mediaType: string;
+  kind: string;
+  artifactType?: string;
+  platforms: { os: string; architecture: string; variant?: string }[];
+  size: number;
+  pushedAt: string | null;
+  pushedBy: string | null;
+  referrers: ReferrerCounts;
+}
+
+/** A page of a repository's tags with what each is (for the API and `berth ls REPO`). */
+export async function tagRows(store: ContentStore, repo: string, cursor: string | undefined, limit: number): Promise<{ tags: TagRow[]; next?: string }> {
   const page = await store.listTags(repo, cursor, limit);
-  const tags = await mapLimit(page.items, 16, async (tag) => {
+  const rows = await mapLimit(page.items, 16, async (tag): Promise<TagRow | undefined> => {
     let digest: string;
     try {
       digest = await store.resolveReference(repo, tag);
@@ -54,5 +65,11 @@ export async function listTags(ctx: AdminCtx, name: string): Promise<void> {
       referrers,
     };
   });
-  ctx.body = { repository: repo, tags: tags.filter(Boolean), ...(page.last && { next: page.last }) };
+  return { tags: rows.filter((r): r is TagRow => Boolean(r)), ...(page.last && { next: page.last }) };
+}
+
+export async function listTags(ctx: AdminCtx, name: string): Promise<void> {
+  const repo = visibleRepository(ctx, name);
+  const { limit, cursor } = paging(ctx);
+  ctx.body = { repository: repo, ...(await tagRows(ctx.admin.store, repo, cursor, limit)) };
 }

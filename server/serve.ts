@@ -48,6 +48,7 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
       snapshotMs: config.berth.index.snapshotinterval,
       feedRetentionMs: config.berth.index.feedretention,
       reconcileMs: config.berth.index.reconcileinterval,
+      usageMs: config.berth.usage.cachettl,
       readOnly: config.storage.maintenance.readonly.enabled,
       onError: (what, e) => logger.warn(`${what} failed`, { error: String(e) }),
       onInfo: (what, fields) => logger.info(what, fields),

@@ -7,6 +7,7 @@ import { FilesystemDriver } from '../storage/drivers/filesystem';
 import { api, errorCode, indexSettled, type ApiReply } from './helpers/admin-client';
 import { startBerth, tempDir } from './helpers/berth';
 import { buildFixture, dedupe, sumBytes, type FixtureImage } from './helpers/gc-fixture';
+import { waitFor } from './helpers/ops-client';
 import { blob, pushImage, randomBlob, type Blob } from './helpers/registry-client';
 
 interface Repo {
@@ -27,7 +28,7 @@ const parts = (i: FixtureImage): Blob[] => dedupe([blob(i.bytes), ...i.blobs, ..
 t.test('admin API over the GC fixture', async (t) => {
   const root = tempDir('berth-admin-');
   const { fixture } = await buildFixture(new FilesystemDriver({ rootdirectory: root }));
-  const berth = await startBerth({ root });
+  const berth = await startBerth({ root, env: { REGISTRY_BERTH_USAGE_CACHETTL: '1s' } });
   t.teardown(() => berth.stop());
   const url = berth.url;
   const get = <T = Body>(p: string) => api<T>(url, p);
@@ -198,6 +199,28 @@ t.test('admin API over the GC fixture', async (t) => {
     t.same([unknown.status, errorCode(unknown)], [404, 'BLOB_UNKNOWN']);
     const orphan = await get(`/berth/v1/blobs/${fixture.orphan.digest}/images`);
     t.same([orphan.status, errorCode(orphan)], [404, 'BLOB_UNKNOWN'], 'a blob no repository uses');
+  });
+
+  await t.test('usage: stored, shared, unused, the most shared layers', async (t) => {
+    type Usage = { computedAt: string; storedBytes: number; blobs: number; sharedBytes: number; unusedBytes: number; logicalBytes: number; dedupRatio: number; repositories: Repo[]; sharedLayers: Body[] };
+    const pushed = Date.now();
+    let u!: Usage;
+    await waitFor('usage computed after the last push', async () => Date.parse((u = (await get<Usage>('/berth/v1/usage')).body).computedAt) > pushed, 10_000);
+    const manifests = [...fixture.kept, ...fixture.untagged, dImage].map((i) => blob(i.bytes));
+    const all = dedupe([...fixture.allBlobs, ...manifests, config, own]);
+    const base2 = cur.blobs[2];
+    t.same([u.storedBytes, u.blobs], [sumBytes(all), all.length], 'every blob once');
+    t.equal(u.sharedBytes, base1.bytes.length + base2.bytes.length, 'shared: the two base layers');
+    t.equal(u.unusedBytes, fixture.orphan.bytes.length, 'unused: the blob no repository links');
+    const list = (await get<{ repositories: Repo[] }>('/berth/v1/repositories')).body.repositories;
+    t.equal(u.logicalBytes, list.reduce((n, r) => n + r.logicalBytes, 0));
+    t.equal(u.dedupRatio, u.logicalBytes / u.storedBytes);
+    t.same(u.repositories.map((r) => r.name), [...list].sort((a, b) => b.uniqueBytes - a.uniqueBytes || (a.name < b.name ? -1 : 1)).map((r) => r.name), 'repositories by unique bytes');
+    const layers = u.sharedLayers.map((l) => [l.digest, l.repositories, l.images]);
+    t.same(layers, [
+      [base1.digest, 4, users.get(base1.digest)!.length],
+      [base2.digest, 2, users.get(base2.digest)!.length],
+    ]);
   });
 
   await t.test('deletes: what goes, what GC frees', async (t) => {

@@ -184,13 +184,16 @@ t.test('token auth on berth over HTTP', async (t) => {
     t.same(await catalog('root'), ['alice/app', 'bob/app', 'private/x', 'public/app', 'team/app'], 'admin sees all');
     t.equal(await catalog(undefined), 401, 'anonymous may not list');
 
-    // The usage endpoint names repositories: the catalog's rights, rows filtered by pull.
+    // The usage endpoint: rows only for what the caller may pull, store-wide figures only with the catalog's rights.
     const usage = async (user: string | undefined) => {
       const res = await req('GET', '/berth/v1/usage', await tokenFor(user, ['registry:catalog:*']));
-      return res.status === 200 ? ((await res.json()) as { repositories: { repository: string }[] }).repositories.map((r) => r.repository) : res.status;
+      const body = (await res.json()) as { repositories: { name: string }[]; storedBytes: number | null };
+      return { status: res.status, names: body.repositories.map((r) => r.name).sort(), stored: body.storedBytes };
     };
-    t.same(await usage('alice'), ['alice/app', 'bob/app', 'public/app', 'team/app'], 'usage rows without private/x');
-    t.equal(await usage(undefined), 401, 'anonymous may not see usage');
+    const aliceUsage = await usage('alice');
+    t.same([aliceUsage.status, aliceUsage.names], [200, ['alice/app', 'bob/app', 'public/app', 'team/app']], 'usage rows without private/x');
+    t.equal(typeof aliceUsage.stored, 'number', 'with catalog rights: the store-wide figures');
+    t.same(await usage(undefined), { status: 200, names: ['public/app'], stored: null }, 'anonymous: what it may pull, no store-wide figures');
 
     const tags = await req('GET', '/v2/private/x/tags/list', alicePriv);
     t.equal(tags.status, 401, 'tag list needs pull');

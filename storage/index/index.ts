@@ -15,6 +15,7 @@ import { ChangeFeed, type ChangeEvent } from './feed';
 import { indexKeys } from './keys';
 import { rebuildIndexes } from './rebuild';
 import { loadSnapshot, saveSnapshot } from './snapshot';
+import { computeUsage, loadUsage, saveUsage, type StoreUsage } from './usage';
 import { summarize, type SummaryDeps } from './summary';
 import { RepoTable, type RepoEntry } from './table';
 import { TagFacts } from './tags';
@@ -29,6 +30,8 @@ export interface IndexOptions {
   feedRetentionMs: number;
   /** How often the repository list is checked against the store, ms (for repositories another program writes). */
   reconcileMs: number;
+  /** How often the lease holder recomputes store-wide usage, ms. */
+  usageMs: number;
   /** storage.maintenance.readonly: no snapshots, pruning or rebuilds. */
   readOnly?: boolean;
   /** Errors of background work (they never fail a request). */
@@ -36,13 +39,14 @@ export interface IndexOptions {
   onInfo?: (what: string, fields: Record<string, unknown>) => void;
 }
 
-export const defaultIndexOptions: IndexOptions = { pollMs: 1000, snapshotMs: 5 * 60_000, feedRetentionMs: 30 * 60_000, reconcileMs: 60_000 };
+export const defaultIndexOptions: IndexOptions = { pollMs: 1000, snapshotMs: 5 * 60_000, feedRetentionMs: 30 * 60_000, reconcileMs: 60_000, usageMs: 5 * 60_000 };
 
 export type IndexState = 'cold' | 'loading' | 'ready';
 
 /** Wait this long after a repository's last change before summarising it (a push is a burst of writes). */
 const SETTLE_MS = 300;
-const SUMMARY_CONCURRENCY = 2;
+/** Figures computed at once: few while serving, more for a command that waits for them. */
+const SUMMARY_CONCURRENCY = { serving: 2, command: 8 };
 const LEASE_TTL_MS = 3 * 60_000;
 
 export class StoreIndex {
@@ -62,6 +66,9 @@ export class StoreIndex {
   private lastSnapshot = 0;
   private stopped = false;
   private reconciling = false;
+  /** Usage as last read from the store (or computed), and when. */
+  private usageRead?: { at: number; usage: Promise<StoreUsage> };
+  private recomputing?: Promise<StoreUsage>;
 
   constructor(
     private readonly driver: StorageDriver,
@@ -88,15 +95,33 @@ export class StoreIndex {
     return { state: this.loadState, repositories: this.table.size, summarizing: this.dirtyAt.size, markers: this.markersComplete ? 'complete' : 'rebuilding' };
   }
 
+  /**
+   * For a one-shot command (`berth ls`): load the table from the snapshot and
+   * the feed, or a walk, without keeping it current or maintaining the store.
+   */
+  async open(): Promise<void> {
+    this.loadState = 'loading';
+    await this.load(false);
+  }
+
+  /** Until every repository's figures are computed (after open()); progress as (computed, total). */
+  async summarized(onProgress?: (done: number, total: number) => void): Promise<void> {
+    while (this.dirtyAt.size) {
+      onProgress?.(this.table.size - this.dirtyAt.size, this.table.size);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    onProgress?.(this.table.size, this.table.size);
+  }
+
   /** Load the table (snapshot + feed, or a walk of the store) in the background and keep it current. */
   start(): Promise<void> {
     this.loadState = 'loading';
-    const loading = this.load().catch((e) => {
+    const loading = this.load(true).catch((e) => {
       this.opts.onError?.('index load', e);
       this.loadState = 'cold';
     });
     const poll = setInterval(() => void this.poll(), this.opts.pollMs);
-    const lead = setInterval(() => void this.leaderDuties(), Math.min(60_000, this.opts.snapshotMs));
+    const lead = setInterval(() => void this.leaderDuties(), Math.min(60_000, this.opts.snapshotMs, this.opts.usageMs));
     const reconcile = setInterval(() => void this.reconcile(), this.opts.reconcileMs);
     for (const timer of [poll, lead, reconcile]) timer.unref();
     this.timers.push(poll, lead, reconcile);
@@ -109,7 +134,7 @@ export class StoreIndex {
     await this.lease?.release().catch(() => undefined);
   }
 
-  private async load(): Promise<void> {
+  private async load(maintain: boolean): Promise<void> {
     const state = await this.readState();
     const snap = await loadSnapshot(this.driver);
     // A snapshot is usable while the feed still holds everything written since it
@@ -125,7 +150,7 @@ export class StoreIndex {
       await this.walk();
     }
     this.markersComplete = Boolean(state);
-    if (!state) void this.leaderDuties();
+    if (!state && maintain) void this.leaderDuties();
   }
 
   /** Every repository from the layout, figures to be computed. */
@@ -205,7 +230,8 @@ export class StoreIndex {
   }
 
   private drain(): void {
-    while (this.working < SUMMARY_CONCURRENCY && this.queue.length && !this.stopped) {
+    const limit = this.timers.length ? SUMMARY_CONCURRENCY.serving : SUMMARY_CONCURRENCY.command;
+    while (this.working < limit && this.queue.length && !this.stopped) {
       this.working++;
       void this.summarizeNext().finally(() => {
         this.working--;
@@ -330,6 +356,41 @@ export class StoreIndex {
     })().catch((e) => this.opts.onError?.('sharing refresh', e));
   }
 
+  /**
+   * Store-wide usage: as the lease holder last computed it (re-read every
+   * 30 s at most), or computed now when the store has none yet.
+   */
+  async usage(): Promise<StoreUsage> {
+    const now = Date.now();
+    if (!this.usageRead || now - this.usageRead.at >= Math.min(30_000, this.opts.usageMs)) {
+      const usage = (async () => (await loadUsage(this.driver)) ?? (await this.recomputeUsage()))();
+      this.usageRead = { at: now, usage };
+      usage.catch(() => (this.usageRead = undefined));
+    }
+    const u = await this.usageRead.usage;
+    // Stale since the last change, and cheap to redo compared with how stale: redo it
+    // in the background (a small store's figures follow pushes within seconds;
+    // a large one's walk runs at most a twentieth of the time).
+    const computedAt = Date.parse(u.computedAt);
+    if (this.table.lastChange > computedAt && now - computedAt > 20 * Math.max(u.ms, 50)) void this.recomputeUsage().catch((e) => this.opts.onError?.('usage', e));
+    return u;
+  }
+
+  /** One computation at a time in this process. */
+  private recomputeUsage(): Promise<StoreUsage> {
+    this.recomputing ??= (async () => {
+      try {
+        const u = await computeUsage(this.driver);
+        if (!this.opts.readOnly) await saveUsage(this.driver, u);
+        this.usageRead = { at: Date.now(), usage: Promise.resolve(u) };
+        return u;
+      } finally {
+        this.recomputing = undefined;
+      }
+    })();
+    return this.recomputing;
+  }
+
   // ---- the lease holder's work ----------------------------------------------------------
 
   /** Derive the markers of a store that has none (distribution wrote it), holding the lease throughout. */
@@ -355,6 +416,8 @@ export class StoreIndex {
       if (!this.lease) return;
       await this.feed.prune(this.opts.feedRetentionMs);
       if (!this.markersComplete && !(this.markersComplete = await this.readState())) await this.rebuild(this.lease);
+      const usage = await loadUsage(this.driver);
+      if (!usage || Date.now() - Date.parse(usage.computedAt) >= this.opts.usageMs) await this.recomputeUsage();
       if (Date.now() - this.lastSnapshot >= this.opts.snapshotMs && this.dirtyAt.size === 0) {
         this.lastSnapshot = Date.now();
         await saveSnapshot(this.driver, [...this.table.entries()], this.feed.position);

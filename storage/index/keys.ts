@@ -22,6 +22,8 @@ export const indexKeys = {
   /** The repository table as last written by the replica holding the index lease. */
   snapshot: `${ROOT}/snapshot`,
   lease: `${ROOT}/lease`,
+  /** Store-wide usage (storage/index/usage.ts), recomputed by the lease holder. */
+  usage: `${ROOT}/usage`,
   /** Change feed, one directory per minute of the writer's clock. */
   feedRoot: `${ROOT}/feed`,
   feedMinute: (minute: number) => `${ROOT}/feed/${minute}`,

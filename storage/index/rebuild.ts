@@ -70,6 +70,8 @@ export async function rebuildIndexes(driver: StorageDriver, opts: RebuildOptions
     for (const d of await listDigests(driver, indexKeys.tagsOfRoot(repo))) {
       for (const tag of await tags.markedTags(repo, parseDigest(d))) {
         if (state.tags.get(tag) === d) continue;
+        const marker = `${indexKeys.tagsOf(repo, parseDigest(d))}/${tag}`;
+        if (!(await settled(driver, marker)) || (await readLinkFile(driver, paths.tagCurrentLink(repo, tag))) === d) continue;
         await tags.unmarkTag(repo, tag, parseDigest(d));
         stale++;
       }
@@ -88,6 +90,21 @@ export function references(m: { config?: { digest: string }; layers: { digest: s
   return [...out.values()];
 }
 
+/**
+ * A marker is written just before its link: one younger than this may be
+ * waiting for its link, not stale.
+ */
+const MARKER_SETTLE_MS = 60_000;
+
+async function settled(driver: StorageDriver, path: string): Promise<boolean> {
+  try {
+    return Date.now() - (await driver.stat(path)).modTime.getTime() > MARKER_SETTLE_MS;
+  } catch (e) {
+    if (isNotFound(e)) return false;
+    throw e;
+  }
+}
+
 /** Remove markers whose link is gone. */
 async function removeStale(driver: StorageDriver, conc: number): Promise<number> {
   let stale = 0;
@@ -103,6 +120,7 @@ async function removeStale(driver: StorageDriver, conc: number): Promise<number>
           continue;
         }
         for (const entry of await listOrEmpty(driver, indexKeys.blobUsers(d))) {
+          if (!(await settled(driver, `${indexKeys.blobUsers(d)}/${entry}`))) continue;
           const u = parseUser(entry);
           const ok = u.image && !isDigest(u.image) ? false : u.image
             ? await linked(paths.revisionLink(u.repo, parseDigest(u.image)), u.image)

@@ -68,6 +68,11 @@ export class RepoTable {
     return this.byName.size;
   }
 
+  /** Epoch ms of the last change to any entry. */
+  get lastChange(): number {
+    return this.changedAt;
+  }
+
   get(name: string): RepoEntry | undefined {
     return this.byName.get(name);
   }
