@@ -12,6 +12,7 @@ import { mustRun } from '../test/helpers/clients';
 import { startDistribution } from '../test/helpers/distribution';
 import { startS3, type S3Server } from '../test/helpers/s3';
 import { S3Driver } from '../storage/drivers/s3';
+import { fmt, markdownTable, median } from './report';
 import { procCpuSeconds, procMemMiB, type Managed } from '../test/helpers/process';
 import {
   GeneratedBlob,
@@ -299,12 +300,6 @@ function record(m: Metric, s: Server, v: number) {
   m.samples.set(s.label, list);
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
-
 /** Runs fn for each server, ROUNDS times, alternating which goes first. */
 async function interleaved(servers: Server[], fn: (s: Server, round: number) => Promise<void>) {
   for (let r = 0; r < ROUNDS; r++) {
@@ -482,8 +477,6 @@ async function benchTags(servers: Server[]) {
 
 // ---- report ----
 
-const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
-
 function table(servers: Server[]): string {
   const [a, b] = servers.map((s) => s.label);
   const rows = [['metric', a, b, `${a}/${b}`, 'target', '']];
@@ -502,9 +495,7 @@ function table(servers: Server[]): string {
     }
     rows.push([`${m.name} (${m.unit})`, fmt(va), fmt(vb), `${ratio.toFixed(2)}x`, target, ok]);
   }
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => '| ' + r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |';
-  return [line(rows[0]), '|' + widths.map((w, i) => (i === 0 ? ':' : '') + '-'.repeat(w + 1) + (i === 0 ? '' : ':')).join('|') + '|', ...rows.slice(1).map(line)].join('\n');
+  return markdownTable(rows);
 }
 
 async function main() {

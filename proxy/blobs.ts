@@ -2,8 +2,10 @@
 // fetched from the upstream once and written into the store as an ordinary
 // monolithic upload (hashed, verified, then committed through the store's GC
 // handshake): a cut or corrupt transfer leaves nothing visible. The client that
-// asked receives the bytes while they are written (with backpressure: memory
-// holds at most a buffer per client), and the fill goes on if it leaves.
+// asked receives the bytes as they arrive, while the store takes them too:
+// memory holds at most a buffer per client and one for the store (each full
+// buffer slows the upstream read down), the fill goes on if the client leaves,
+// and a store that fails mid-way costs the cache entry, not the client's pull.
 //
 // One fetch per blob: within a process, requests for a blob being fetched
 // attach to the fill (before its first byte) or wait for it; across replicas on
@@ -22,10 +24,13 @@ import type { ProxyMetrics } from './metrics';
 import { UpstreamError, type Upstream } from './upstream';
 
 const LEASE_TTL_MS = 30_000;
-const LEASE_SETTLE_MS = 50;
+// At least three times the store's own write time (storage/lease.ts): ~10 ms on a disk, more on S3.
+const LEASE_SETTLE_MS = 10;
 const POLL_MS = 200;
 /** Bytes a client's stream holds before the fill waits for it. */
 const CLIENT_BUFFER = 1 << 20;
+/** Bytes on their way to the store before the fill waits for it. */
+const STORE_BUFFER = 8 << 20;
 
 const leasePath = (d: Digest) => `${paths.root}/_berth/proxy/fills/${d.algorithm}-${d.hex}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -45,6 +50,68 @@ function drained(s: PassThrough): Promise<void> {
     s.on('drain', done);
     s.on('close', done);
   });
+}
+
+/** Chunks on their way to the store, bounded in bytes; chunks pushed after the store gave up are dropped. */
+class StoreQueue implements AsyncIterable<Buffer> {
+  private chunks: Buffer[] = [];
+  private bytes = 0;
+  private ended = false;
+  private error?: Error;
+  private closed = false;
+  private wakeReader?: () => void;
+  private wakeWriter?: () => void;
+
+  /** Resolves when there is room again (or at once, while there is). */
+  async push(chunk: Buffer): Promise<void> {
+    if (this.closed) return;
+    this.chunks.push(chunk);
+    this.bytes += chunk.length;
+    this.signal('reader');
+    while (this.bytes > STORE_BUFFER && !this.closed) await new Promise<void>((r) => (this.wakeWriter = r));
+  }
+
+  /** No more chunks; with an error, the store's read of them fails. */
+  end(error?: Error): void {
+    this.ended = true;
+    this.error = error;
+    this.signal('reader');
+  }
+
+  private signal(who: 'reader' | 'writer'): void {
+    const wake = who === 'reader' ? this.wakeReader : this.wakeWriter;
+    if (who === 'reader') this.wakeReader = undefined;
+    else this.wakeWriter = undefined;
+    wake?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
+    try {
+      for (;;) {
+        const c = this.chunks.shift();
+        if (c) {
+          this.bytes -= c.length;
+          this.signal('writer');
+          yield c;
+        } else if (this.ended) {
+          if (this.error) throw this.error;
+          return;
+        } else {
+          await new Promise<void>((r) => (this.wakeReader = r));
+        }
+      }
+    } finally {
+      this.abandon();
+    }
+  }
+
+  /** The store stopped reading (done, or failed): nothing more is kept for it. */
+  abandon(): void {
+    this.closed = true;
+    this.chunks = [];
+    this.bytes = 0;
+    this.signal('writer');
+  }
 }
 
 /** One upstream fetch of a blob into the store, streamed to the clients attached before its first byte. */
@@ -91,56 +158,70 @@ class Fill {
 
   private async run(): Promise<void> {
     const { store, holder } = this.blobs;
-    const lease = await Lease.acquire(store.driver, holder, LEASE_TTL_MS, LEASE_SETTLE_MS, leasePath(this.d));
-    if (!lease) {
+    // The upload session opens while the lease settles.
+    const [lease, upload] = await Promise.allSettled([Lease.acquire(store.driver, holder, LEASE_TTL_MS, LEASE_SETTLE_MS, leasePath(this.d)), store.uploads.start(this.local)]);
+    const cancel = () => (upload.status === 'fulfilled' ? store.uploads.cancel(this.local, upload.value.id).catch(() => undefined) : undefined);
+    if (lease.status === 'rejected' || upload.status === 'rejected' || !lease.value) {
+      await cancel();
+      if (lease.status === 'fulfilled') await lease.value?.release().catch(() => undefined);
+      if (lease.status === 'rejected' || upload.status === 'rejected') throw lease.status === 'rejected' ? lease.reason : (upload as PromiseRejectedResult).reason;
       this.answered(undefined);
       return this.waitForOther();
     }
-    const renew = setInterval(() => void lease.renew().catch(() => undefined), LEASE_TTL_MS / 3);
+    const held = lease.value;
+    const renew = setInterval(() => void held.renew().catch(() => undefined), LEASE_TTL_MS / 3);
     try {
       const res = await this.upstream.request('GET', this.remote, `blobs/${this.d.value}`);
       if (res.statusCode !== 200) throw await this.upstream.refusal(res, `blob ${this.d.value} of ${this.remote}`);
       const length = res.headers['content-length'] === undefined ? undefined : Number(res.headers['content-length']);
       this.answered({ size: length });
-      const upload = await store.uploads.start(this.local).catch((e) => {
-        res.destroy();
+      const queue = new StoreQueue();
+      const stored = store.uploads.complete(this.local, upload.value.id, this.d.value, queue, length).then(
+        () => undefined,
+        (e: unknown) => {
+          queue.abandon();
+          return e ?? new Error('store failed');
+        },
+      );
+      await this.relay(res, queue).catch(async (e) => {
+        await stored;
         throw e;
       });
-      try {
-        await store.uploads.complete(this.local, upload.id, this.d.value, this.tee(res), length);
-      } catch (e) {
-        res.destroy();
-        await store.uploads.cancel(this.local, upload.id).catch(() => undefined);
-        if (isCode(e, 'DIGEST_INVALID', 'SIZE_INVALID')) {
-          this.blobs.metrics.error(this.upstream.label, 'invalid');
-          throw new UpstreamError('UNAVAILABLE', `the upstream ${this.upstream.label} sent content that does not match ${this.d.value}`, (e as RegistryError).detail);
-        }
-        throw e;
+      const failed = await stored;
+      if (isCode(failed, 'DIGEST_INVALID', 'SIZE_INVALID')) {
+        this.blobs.metrics.error(this.upstream.label, 'invalid');
+        throw new UpstreamError('UNAVAILABLE', `the upstream ${this.upstream.label} sent content that does not match ${this.d.value}`, (failed as RegistryError).detail);
       }
+      if (failed) throw failed;
+    } catch (e) {
+      await cancel();
+      throw e;
     } finally {
       clearInterval(renew);
-      await lease.release().catch(() => undefined);
+      await held.release().catch(() => undefined);
     }
   }
 
-  /** The upstream body, passed to the attached clients while the store takes it. */
-  private async *tee(res: http.IncomingMessage): AsyncGenerator<Buffer> {
+  /** The upstream body to the attached clients and the store; it ends the clients' streams. */
+  private async relay(res: http.IncomingMessage, queue: StoreQueue): Promise<void> {
     let complete = false;
     try {
       for await (const chunk of res as AsyncIterable<Buffer>) {
         this.flowing = true;
         this.blobs.metrics.received(this.upstream.label, chunk.length);
-        const waits: Promise<void>[] = [];
+        const waits = [queue.push(chunk)];
         for (const c of this.clients) if (!c.destroyed && !c.write(chunk)) waits.push(drained(c));
-        if (waits.length) await Promise.all(waits);
-        yield chunk;
+        await Promise.all(waits);
       }
       complete = true;
+      queue.end();
     } catch (e) {
       this.blobs.metrics.error(this.upstream.label, 'unavailable');
-      throw new UpstreamError('UNAVAILABLE', `the upstream ${this.upstream.label} broke off the transfer of ${this.d.value}: ${(e as Error).message}`);
+      const broken = new UpstreamError('UNAVAILABLE', `the upstream ${this.upstream.label} broke off the transfer of ${this.d.value}: ${(e as Error).message}`);
+      queue.end(broken);
+      throw broken;
     } finally {
-      // A transfer that ended early (or a store that failed) must not look complete to a client.
+      // A transfer that ended early must not look complete to a client.
       for (const c of this.clients) {
         if (complete) c.end();
         else c.destroy(new Error('transfer from the upstream failed'));

@@ -14,6 +14,7 @@ import type { ContentStore } from '../storage/store';
 import type { Config } from '../server/config';
 import type { Ctx, Source } from '../server/context';
 import type { Logger } from '../server/log';
+import { sendManifest } from '../server/routes/manifests';
 import { ProxyBlobs } from './blobs';
 import { Entries, entriesFrom, type Entry } from './entries';
 import { ProxyManifests } from './manifests';
@@ -105,8 +106,9 @@ export function createProxy(opts: ProxyOptions): Proxy | undefined {
     const upstream = upstreams.get(t.entry)!;
     try {
       if (route.kind === 'blob') return await blobs.serve(ctx, t, upstream, next);
-      const digest = await manifests.ensure(t, upstream, reference, ctx.state.requestId);
-      pulls?.record(t.local, digest);
+      const m = await manifests.ensure(t, upstream, reference, ctx.state.requestId);
+      pulls?.record(t.local, m.digest);
+      if (m.fetched) return sendManifest(ctx, m.fetched, ctx.method === 'GET');
     } catch (e) {
       if (e instanceof UpstreamError && e.retryAfter !== undefined) ctx.set('Retry-After', String(e.retryAfter));
       throw e;

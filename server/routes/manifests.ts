@@ -2,6 +2,7 @@
 // are served unchanged; PUT bodies are read up to the size limit only.
 import { err } from '../../storage/errors';
 import { MAX_MANIFEST_SIZE } from '../../storage/manifest';
+import type { ManifestContent } from '../../storage/store';
 import type { Ctx, Resource } from '../context';
 import { empty, urlFor } from './util';
 
@@ -29,7 +30,11 @@ async function readBody(ctx: Ctx, limit: number): Promise<Buffer> {
 
 async function serve(ctx: Ctx, withBody: boolean): Promise<void> {
   const { name, reference } = ctx.state.route;
-  const m = await ctx.deps.store.getManifest(name!, reference!);
+  sendManifest(ctx, await ctx.deps.store.getManifest(name!, reference!), withBody);
+}
+
+/** Answer with a manifest (also the pull-through cache's, fetched and not stored yet): Accept, conditional GET, headers, body. */
+export function sendManifest(ctx: Ctx, m: ManifestContent, withBody: boolean): void {
   ctx.state.log.digest = m.digest;
   const accept = ctx.get('Accept');
   if (!accepts(accept, m.mediaType)) {

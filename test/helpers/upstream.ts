@@ -33,6 +33,8 @@ export interface TokenUpstream {
   requests(): LoggedRequest[];
   /** How many requests with this method reached a path matching `re`. */
   count(method: string, re: RegExp): number;
+  /** A bearer token for `scopes` (e.g. repository:library/app:pull), anonymous or as a user. */
+  token(scopes: string[], user?: keyof typeof UPSTREAM_USERS): Promise<string>;
   /** A client whose token may push and pull `repos`. */
   pusher(repos: string[]): Promise<OciClient>;
   /** Stop distribution (SIGKILL: a crash) or start it again on the same port and store. */
@@ -74,6 +76,13 @@ export async function startTokenUpstream(): Promise<TokenUpstream> {
     throw e;
   });
   let earlier = '';
+  const token = async (scopes: string[], user?: keyof typeof UPSTREAM_USERS) => {
+    const q = new URLSearchParams({ service: 'upstream-registry' });
+    for (const s of scopes) q.append('scope', s);
+    const basic = user && Buffer.from(`${user}:${UPSTREAM_USERS[user]}`).toString('base64');
+    const res = await fetch(`${tokenUrl}?${q}`, { headers: basic ? { authorization: `Basic ${basic}` } : {} });
+    return ((await res.json()) as { token: string }).token;
+  };
   const requests = () => requestsIn(earlier + (dist?.output() ?? ''));
   return {
     url: dist.url,
@@ -81,13 +90,10 @@ export async function startTokenUpstream(): Promise<TokenUpstream> {
     tokenUrl,
     requests,
     count: (method, re) => requests().filter((r) => r.method === method && re.test(r.path)).length,
+    token,
     async pusher(repos) {
-      const q = new URLSearchParams({ service: 'upstream-registry' });
-      for (const r of repos) q.append('scope', `repository:${r}:pull,push`);
-      const basic = Buffer.from(`pusher:${UPSTREAM_USERS.pusher}`).toString('base64');
-      const res = await fetch(`${tokenUrl}?${q}`, { headers: { authorization: `Basic ${basic}` } });
-      const { token } = (await res.json()) as { token: string };
-      return new OciClient(`http://127.0.0.1:${port}`, { headers: { authorization: `Bearer ${token}` } });
+      const t = await token(repos.map((r) => `repository:${r}:pull,push`), 'pusher');
+      return new OciClient(`http://127.0.0.1:${port}`, { headers: { authorization: `Bearer ${t}` } });
     },
     async kill() {
       earlier += dist?.output() ?? '';
