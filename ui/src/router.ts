@@ -51,9 +51,12 @@ export function navigate(to: string, opts: { replace?: boolean } = {}): void {
 /** The current path and query; re-renders on navigation. */
 export function useLocation(): { pathname: string; search: URLSearchParams } {
   const [, bump] = useState(0);
+  const rendered = location.pathname + location.search;
   useEffect(() => {
     const f = () => bump((n) => n + 1);
     listeners.add(f);
+    // A navigation between this render and now would otherwise go unseen.
+    if (location.pathname + location.search !== rendered) f();
     return () => void listeners.delete(f);
   }, []);
   return { pathname: location.pathname, search: new URLSearchParams(location.search) };

@@ -34,9 +34,12 @@ export const refreshSession = () =>
 
 export function useSession(): { session?: Session; epoch: number } {
   const [, bump] = useState(0);
+  const rendered = current;
   useEffect(() => {
     const f = () => bump((n) => n + 1);
     listeners.add(f);
+    // The answer may have come between this render and now, with nobody listening yet.
+    if (current !== rendered) f();
     return () => void listeners.delete(f);
   }, []);
   return { session: current, epoch };
