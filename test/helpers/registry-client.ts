@@ -52,13 +52,13 @@ async function expect(res: Response, status: number[], what: string): Promise<Re
   return res;
 }
 
-/** Monolithic push: POST then PUT ?digest= with the whole body. */
-export async function pushBlob(url: string, repo: string, b: Blob): Promise<void> {
-  const start = await expect(await fetch(`${url}/v2/${repo}/blobs/uploads/`, { method: 'POST' }), [202], `start upload ${repo}`);
+/** Monolithic push: POST then PUT ?digest= with the whole body. `headers`: e.g. an Authorization. */
+export async function pushBlob(url: string, repo: string, b: Blob, headers: Record<string, string> = {}): Promise<void> {
+  const start = await expect(await fetch(`${url}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers }), [202], `start upload ${repo}`);
   await start.arrayBuffer();
   const loc = new URL(start.headers.get('location')!, url);
   loc.searchParams.set('digest', b.digest);
-  const put = await fetch(loc, { method: 'PUT', body: new Uint8Array(b.bytes), headers: { 'content-type': 'application/octet-stream' } });
+  const put = await fetch(loc, { method: 'PUT', body: new Uint8Array(b.bytes), headers: { ...headers, 'content-type': 'application/octet-stream' } });
   await expect(put, [201], `put blob ${repo} ${b.digest}`);
   await put.arrayBuffer();
 }
@@ -120,9 +120,9 @@ export async function uploadStatus(base: string, loc: string): Promise<{ status:
 /** The session id at the end of an upload's path. */
 export const uploadId = (loc: string) => loc.split('?')[0].split('/').pop()!;
 
-export async function pushManifest(url: string, repo: string, reference: string, bytes: Buffer, mediaType: string): Promise<string> {
+export async function pushManifest(url: string, repo: string, reference: string, bytes: Buffer, mediaType: string, headers: Record<string, string> = {}): Promise<string> {
   const res = await expect(
-    await fetch(`${url}/v2/${repo}/manifests/${reference}`, { method: 'PUT', body: new Uint8Array(bytes), headers: { 'content-type': mediaType } }),
+    await fetch(`${url}/v2/${repo}/manifests/${reference}`, { method: 'PUT', body: new Uint8Array(bytes), headers: { ...headers, 'content-type': mediaType } }),
     [201],
     `put manifest ${repo}:${reference}`,
   );
@@ -131,11 +131,19 @@ export async function pushManifest(url: string, repo: string, reference: string,
 }
 
 /** Push config, layers and the image manifest under tag (or by digest). */
-export async function pushImage(url: string, repo: string, tag: string | undefined, config: Blob, layers: Blob[], extra: Record<string, unknown> = {}): Promise<Image> {
-  for (const b of [config, ...layers]) await pushBlob(url, repo, b);
+export async function pushImage(
+  url: string,
+  repo: string,
+  tag: string | undefined,
+  config: Blob,
+  layers: Blob[],
+  extra: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
+): Promise<Image> {
+  for (const b of [config, ...layers]) await pushBlob(url, repo, b, headers);
   const manifest = imageManifest(config, layers, extra);
   const digest = sha256(manifest);
-  await pushManifest(url, repo, tag ?? digest, manifest, OCI_MANIFEST);
+  await pushManifest(url, repo, tag ?? digest, manifest, OCI_MANIFEST, headers);
   return { repo, tag, digest, mediaType: OCI_MANIFEST, manifest, blobs: [config, ...layers] };
 }
 
