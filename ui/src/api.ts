@@ -105,17 +105,19 @@ export interface Manifest {
   referrers: Referrer[];
 }
 
+/** Store-wide figures are null for a caller without catalog rights: they would describe what it may not see. */
 export interface Usage {
-  storedBytes: number;
-  logicalBytes: number;
-  dedupRatio: number;
-  /** Absent from `berth du`'s figures (the endpoint before the admin API's). */
-  sharedBytes?: number;
-  blobs: number;
-  /** `repository` in `berth du`'s figures. */
-  repositories: { name?: string; repository?: string; logicalBytes: number; uniqueBytes: number }[];
-  sharedLayers?: { digest: string; size: number; repositories: number; images: number }[];
   computedAt: string;
+  repositoryCount: number;
+  logicalBytes: number;
+  uniqueBytes: number;
+  storedBytes: number | null;
+  blobs: number | null;
+  sharedBytes: number | null;
+  unusedBytes: number | null;
+  dedupRatio: number | null;
+  repositories: { name: string; tags: number; logicalBytes: number; uniqueBytes: number }[];
+  sharedLayers: { digest: string; size: number; repositories: number; images: number }[];
 }
 
 export interface DeletePreview {

@@ -7,27 +7,35 @@ import { bytes, count, ratio, shortDigest } from '../format';
 import { repoHref } from '../router';
 
 /** Logical bytes as one bar, stored bytes as the part of it the disk really holds. */
-function DedupChart({ u }: { u: Usage }) {
-  const saved = Math.max(0, u.logicalBytes - u.storedBytes);
-  const max = Math.max(u.logicalBytes, u.storedBytes, 1);
+function DedupChart({ stored, logical }: { stored: number; logical: number }) {
+  const max = Math.max(logical, stored, 1);
   return (
     <figure class="dedup">
-      <svg viewBox="0 0 100 24" preserveAspectRatio="none" role="img" aria-label={`Stored ${bytes(u.storedBytes)} of ${bytes(u.logicalBytes)} logical`}>
+      <svg viewBox="0 0 100 24" preserveAspectRatio="none" role="img" aria-label={`Stored ${bytes(stored)} of ${bytes(logical)} logical`}>
         <rect class="logical" width="100" height="24" rx="3" />
-        <rect class="stored" width={(100 * u.storedBytes) / max} height="24" rx="3" />
+        <rect class="stored" width={(100 * stored) / max} height="24" rx="3" />
       </svg>
       <figcaption>
-        <span class="key stored-key" aria-hidden="true" /> stored on disk {bytes(u.storedBytes)} <span class="key logical-key" aria-hidden="true" /> saved by
-        sharing {bytes(saved)}
+        <span class="key stored-key" aria-hidden="true" /> stored on disk {bytes(stored)} <span class="key logical-key" aria-hidden="true" /> saved by sharing{' '}
+        {bytes(Math.max(0, logical - stored))}
       </figcaption>
     </figure>
   );
 }
 
+function Card({ label, value, note, accent }: { label: string; value: string; note: string; accent?: boolean }) {
+  return (
+    <div class={accent ? 'card accent' : 'card'}>
+      <span class="label">{label}</span>
+      <strong>{value}</strong>
+      <span class="muted">{note}</span>
+    </div>
+  );
+}
+
 export function StoragePage() {
   const { data: u, error } = useApi<Usage>('/usage');
-  const repos = (u?.repositories ?? []).map((r) => ({ ...r, name: r.name ?? r.repository ?? '' })).sort((a, b) => b.uniqueBytes - a.uniqueBytes).slice(0, 20);
-  const layers = u?.sharedLayers ?? [];
+  const storeWide = u && u.storedBytes !== null;
   return (
     <>
       <div class="page-head">
@@ -43,45 +51,33 @@ export function StoragePage() {
       {u && (
         <>
           <div class="cards">
-            <div class="card">
-              <span class="label">Stored</span>
-              <strong>{bytes(u.storedBytes)}</strong>
-              <span class="muted">{count(u.blobs, 'blob')}, each once</span>
-            </div>
-            <div class="card">
-              <span class="label">Logical</span>
-              <strong>{bytes(u.logicalBytes)}</strong>
-              <span class="muted">what pulling every tag would fetch</span>
-            </div>
-            <div class="card accent">
-              <span class="label">Dedup ratio</span>
-              <strong>{ratio(u.dedupRatio)}</strong>
-              <span class="muted">logical ÷ stored</span>
-            </div>
-            {u.sharedBytes !== undefined && (
-              <div class="card">
-                <span class="label">Shared</span>
-                <strong>{bytes(u.sharedBytes)}</strong>
-                <span class="muted">in blobs used more than once</span>
-              </div>
-            )}
+            {storeWide && <Card label="Stored" value={bytes(u.storedBytes!)} note={`${count(u.blobs ?? 0, 'blob')}, each once`} />}
+            <Card label="Logical" value={bytes(u.logicalBytes)} note={`what pulling every tag of ${count(u.repositoryCount, 'repository', 'repositories')} would fetch`} />
+            {storeWide && <Card label="Dedup ratio" value={ratio(u.dedupRatio ?? 1)} note="logical ÷ stored" accent />}
+            {storeWide && u.sharedBytes !== null && <Card label="Shared" value={bytes(u.sharedBytes)} note="in blobs used more than once" />}
+            {storeWide && u.unusedBytes !== null && <Card label="Unused" value={bytes(u.unusedBytes)} note="no image uses them: garbage collection frees them" />}
+            {!storeWide && <Card label="Unique" value={bytes(u.uniqueBytes)} note="used by none but these repositories" />}
           </div>
-          <DedupChart u={u} />
+          {storeWide ? (
+            <DedupChart stored={u.storedBytes!} logical={u.logicalBytes} />
+          ) : (
+            <p class="muted small">Store-wide figures (bytes stored, the dedup ratio) need the catalog right; these cover the repositories you may pull.</p>
+          )}
           <div class="columns">
             <section>
               <h2>Repositories by unique bytes</h2>
               <p class="muted small">Dark: bytes only that repository uses (what deleting it frees). Light: its logical size.</p>
-              {repos.length === 0 ? (
+              {u.repositories.length === 0 ? (
                 <p class="empty">No repositories.</p>
               ) : (
                 <ol class="chart">
-                  {repos.map((r) => (
+                  {u.repositories.map((r) => (
                     <li key={r.name}>
                       <a href={repoHref(r.name)}>{r.name}</a>
                       <span class="figure">
                         {bytes(r.uniqueBytes)} <span class="muted">of {bytes(r.logicalBytes)}</span>
                       </span>
-                      <Bar value={r.uniqueBytes} under={r.logicalBytes} max={Math.max(1, ...repos.map((x) => x.logicalBytes))} />
+                      <Bar value={r.uniqueBytes} under={r.logicalBytes} max={Math.max(1, ...u.repositories.map((x) => x.logicalBytes))} />
                     </li>
                   ))}
                 </ol>
@@ -89,12 +85,12 @@ export function StoragePage() {
             </section>
             <section>
               <h2>Most shared layers</h2>
-              <p class="muted small">Stored once, used by every repository and image listed.</p>
-              {layers.length === 0 ? (
+              <p class="muted small">Stored once, used by every repository and image counted.</p>
+              {u.sharedLayers.length === 0 ? (
                 <p class="empty">No layer is shared yet.</p>
               ) : (
                 <ol class="chart">
-                  {layers.map((l) => (
+                  {u.sharedLayers.map((l) => (
                     <li key={l.digest}>
                       <code class="digest" title={l.digest}>
                         {shortDigest(l.digest)}
@@ -102,7 +98,7 @@ export function StoragePage() {
                       <span class="figure">
                         {count(l.repositories, 'repository', 'repositories')}, {count(l.images, 'image')} <span class="muted">· {bytes(l.size)}</span>
                       </span>
-                      <Bar value={l.repositories} max={Math.max(1, ...layers.map((x) => x.repositories))} />
+                      <Bar value={l.repositories} max={Math.max(1, ...u.sharedLayers.map((x) => x.repositories))} />
                     </li>
                   ))}
                 </ol>
