@@ -100,6 +100,9 @@ export function artifact(artifactType: string, layers: Descriptor[], extra: Reco
   return ociManifest(descriptor(MT.empty, EMPTY), layers, { artifactType, ...extra });
 }
 
+/** Neither a tag (a leading dot) nor a digest: what the official suite asks for as a manifest that does not exist. */
+export const INVALID_REFERENCE = '.INVALID_MANIFEST_NAME';
+
 /** A well-formed digest of content that does not exist. */
 export function unknownDigest(): string {
   return digestOf(crypto.randomBytes(32));

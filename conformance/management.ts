@@ -1,7 +1,7 @@
 // Content management: deleting tags, manifests and blobs (or, with deletes
 // turned off, being refused with UNSUPPORTED and losing nothing).
 import { describe } from './client';
-import { MT, artifact, descriptor, imageConfig, ociManifest, randomBlob, unknownDigest, EMPTY } from './content';
+import { INVALID_REFERENCE, MT, artifact, descriptor, imageConfig, ociManifest, randomBlob, unknownDigest, EMPTY } from './content';
 import { expectBlob, expectManifest } from './pull';
 import { SetupError, type Suite } from './suite';
 
@@ -92,6 +92,10 @@ export async function management(s: Suite): Promise<void> {
 
   await s.check(C, 'DELETE an unknown manifest: 404 MANIFEST_UNKNOWN', async (e) => {
     e.error(await s.req('DELETE', `/v2/${repo}/manifests/${unknownDigest()}`), 404, 'MANIFEST_UNKNOWN');
+  });
+
+  await s.check(C, 'DELETE manifest by a reference that is neither a tag nor a digest: 404 MANIFEST_UNKNOWN', async (e) => {
+    e.error(await s.req('DELETE', `/v2/${repo}/manifests/${INVALID_REFERENCE}`), 404, 'MANIFEST_UNKNOWN');
   });
 
   await s.check(C, 'DELETE blob: 202, then 404 BLOB_UNKNOWN', async (e) => {

@@ -1,7 +1,7 @@
 // Pull: blobs and manifests by tag and digest, ranges, negotiation, and the
 // 404s of content that is absent or belongs to another repository.
 import type { Expect } from './check';
-import { MT, descriptor, imageConfig, ociManifest, randomBlob, unknownDigest, type Blob, type Manifest } from './content';
+import { INVALID_REFERENCE, MT, descriptor, imageConfig, ociManifest, randomBlob, unknownDigest, type Blob, type Manifest } from './content';
 import { SetupError, Suite } from './suite';
 import { describe, type Resp } from './client';
 
@@ -146,6 +146,13 @@ export async function pull(s: Suite): Promise<void> {
     e.status(res, 404);
     e.that(res.body.length === 0, 'MUST', `${describe(res)}: answered with a body`);
   });
+
+  // No manifest can have this reference; only a PUT should call it invalid.
+  for (const method of ['GET', 'HEAD']) {
+    await s.check(C, `${method} manifest by a reference that is neither a tag nor a digest: 404 MANIFEST_UNKNOWN`, async (e) => {
+      e.error(await s.getManifest(repo, INVALID_REFERENCE, method), 404, 'MANIFEST_UNKNOWN');
+    });
+  }
 
   await s.check(C, 'GET manifest of an unknown repository: 404 NAME_UNKNOWN or MANIFEST_UNKNOWN', async (e) => {
     e.error(await s.getManifest(s.repo('never-pushed'), 'latest'), 404, ['NAME_UNKNOWN', 'MANIFEST_UNKNOWN']);

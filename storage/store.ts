@@ -8,7 +8,7 @@ import { isNotFound, type FileWriter, type StorageDriver } from './driver';
 import { err, RegistryError } from './errors';
 import { intentKey, waitForSweeps } from './lease';
 import { MAX_MANIFEST_SIZE, parseManifest, type Descriptor } from './manifest';
-import { checkName, checkTag, isValidName } from './names';
+import { checkName, checkTag, isValidName, isValidTag } from './names';
 import { paths } from './paths';
 import { mapLimit } from './pool';
 import { isRepository, listOrEmpty, repositoryNames } from './repositories';
@@ -377,19 +377,23 @@ export class ContentStore {
     return m;
   }
 
-  /** Resolve a tag or digest reference to a digest the repository holds. */
+  /**
+   * Resolve a tag or digest reference to a digest the repository holds. A
+   * reference that is not a valid tag (and not digest-shaped) names nothing:
+   * MANIFEST_UNKNOWN, as for any manifest that does not exist (only a PUT
+   * calls it invalid). A malformed digest stays DIGEST_INVALID, as on blobs.
+   */
   private async resolve(repo: string, reference: string): Promise<Digest> {
     checkName(repo);
+    const unknown = () => err('MANIFEST_UNKNOWN', 'manifest unknown', { name: repo, reference });
     if (reference.includes(':')) {
       const d = parseDigest(reference);
-      if ((await this.readLink(paths.revisionLink(repo, d))) !== d.value) {
-        throw err('MANIFEST_UNKNOWN', 'manifest unknown', { name: repo, reference });
-      }
+      if ((await this.readLink(paths.revisionLink(repo, d))) !== d.value) throw unknown();
       return d;
     }
-    checkTag(reference);
+    if (!isValidTag(reference)) throw unknown();
     const target = await this.readLink(paths.tagCurrentLink(repo, reference));
-    if (!target) throw err('MANIFEST_UNKNOWN', 'manifest unknown', { name: repo, reference });
+    if (!target) throw unknown();
     return parseDigest(target);
   }
 
