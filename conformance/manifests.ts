@@ -129,9 +129,44 @@ export async function pushManifests(s: Suite): Promise<void> {
   await missing('of a Docker image with a missing layer', dockerManifest(descriptor(MT.dockerConfig, dockerConfig), [descriptor(MT.dockerLayer, ghost)]), ['MANIFEST_BLOB_UNKNOWN'], 'SHOULD');
   await missing('index with a missing child manifest', ociIndex([descriptor(MT.ociManifest, ghost)]), ['MANIFEST_BLOB_UNKNOWN', 'MANIFEST_UNKNOWN'], 'MAY');
 
+  // Content a manifest must not be stored with, whatever JSON.parse-like readers let through.
+  const base = { schemaVersion: 2, mediaType: MT.ociManifest, config: descriptor(MT.ociConfig, config), layers: [descriptor(MT.ociLayer, layer)] };
+  type RefusedOptions = { contentType?: string; before?: () => Promise<unknown> };
+  const refused = (what: string, data: Buffer, codes: string[], level: 'SHOULD' | 'MAY', opts: RefusedOptions = {}) =>
+    s.check(C, `PUT manifest ${what}: 400 ${codes.join(' or ')}, nothing stored`, async (e) => {
+      need();
+      await opts.before?.();
+      const res = await s.req('PUT', `/v2/${repo}/manifests/refused`, { body: data, headers: { 'content-type': opts.contentType ?? MT.ociManifest } });
+      if (res.status === 201) return e.fail(level, `${describe(res)}: accepted a manifest ${what}`);
+      e.error(res, 400, codes, 'SHOULD');
+      const got = await s.getManifest(repo, digestOf(data));
+      e.that(got.status === 404, 'MUST', `${describe(got)}: the refused manifest is served (${got.status})`);
+    });
+  const json = (m: object) => Buffer.from(JSON.stringify(m));
+  // An annotation value "@" replaced by raw bytes.
+  const withBytes = (bytes: number[]) => {
+    const [head, tail] = JSON.stringify({ ...base, annotations: { 'org.berth.bytes': '@' } }).split('@');
+    return Buffer.concat([Buffer.from(head), Buffer.from(bytes), Buffer.from(tail)]);
+  };
+  const sizes = 'MANIFEST_INVALID SIZE_INVALID'.split(' ');
+  await refused('whose layer size is 0 (the blob is larger)', json({ ...base, layers: [descriptor(MT.ociLayer, layer, { size: 0 })] }), sizes, 'SHOULD');
+  await refused('whose config size is 1 (the blob is larger)', json({ ...base, config: descriptor(MT.ociConfig, config, { size: 1 }) }), sizes, 'SHOULD');
+  await refused('index whose child size is off by one', json(ociIndex([descriptor(MT.ociManifest, image, { size: image.size + 1 })]).json), sizes, 'SHOULD', {
+    contentType: MT.ociIndex,
+    before: () => s.pushManifest(repo, 'image', image),
+  });
+  await refused('with bytes that are not UTF-8', withBytes([0xff, 0xfe]), ['MANIFEST_INVALID'], 'SHOULD');
+  await refused('with an overlong UTF-8 sequence', withBytes([0xc0, 0xaf]), ['MANIFEST_INVALID'], 'SHOULD');
+  // Readers that keep the first "layers" see a layer the registry never checked.
+  const twice = JSON.stringify(base).replace('{', `{"layers":[${JSON.stringify(descriptor(MT.ociLayer, ghost))}],`);
+  await refused('with a duplicate key', Buffer.from(twice), ['MANIFEST_INVALID', 'MANIFEST_BLOB_UNKNOWN'], 'SHOULD');
+  await refused('with an annotation value that is not a string', json({ ...base, annotations: { 'org.berth.n': 1 } }), ['MANIFEST_INVALID'], 'SHOULD');
+  await refused('with a layer annotation value that is not a string', json({ ...base, layers: [{ ...descriptor(MT.ociLayer, layer), annotations: { x: true } }] }), ['MANIFEST_INVALID'], 'SHOULD');
+  const deep = JSON.stringify(base).replace('{', `{"org.berth.deep":${'['.repeat(100_000)}${']'.repeat(100_000)},`);
+  await refused('nested 100000 levels deep in an unknown field', Buffer.from(deep), ['MANIFEST_INVALID'], 'MAY');
+
   // Manifests up to 4 MiB must be accepted; larger ones may be refused.
   const padded = (total: number): Manifest => {
-    const base = { schemaVersion: 2, mediaType: MT.ociManifest, config: descriptor(MT.ociConfig, config), layers: [descriptor(MT.ociLayer, layer)] };
     const probe = manifest({ ...base, annotations: { pad: '' } });
     return manifest({ ...base, annotations: { pad: 'x'.repeat(total - probe.size) } });
   };

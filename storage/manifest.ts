@@ -2,6 +2,7 @@
 // content a manifest references (so a PUT can check it all exists).
 import { parseDigest, type Digest } from './digest';
 import { err } from './errors';
+import { jsonProblem } from './jsoncheck';
 
 export const MediaTypes = {
   ociManifest: 'application/vnd.oci.image.manifest.v1+json',
@@ -35,6 +36,8 @@ export interface ParsedManifest {
   blobs: Digest[];
   /** Manifests the manifest needs in the repository (index children). */
   manifests: Digest[];
+  /** The size each descriptor of `blobs` and `manifests` declares, in the same order. */
+  sizes: { blobs: number[]; manifests: number[] };
   subject?: Descriptor;
   artifactType?: string;
   annotations?: Record<string, string>;
@@ -44,9 +47,17 @@ function invalid(message: string, detail?: unknown): never {
   throw err('MANIFEST_INVALID', message, detail);
 }
 
-function descriptor(d: unknown, where: string): Descriptor {
+/** Annotations are a map of strings to strings (image-spec); only a PUT is held to that. */
+function checkAnnotations(a: unknown, where: string): void {
+  if (a === undefined) return;
+  if (!a || typeof a !== 'object' || Array.isArray(a)) invalid(`${where} must be an object`);
+  for (const [k, v] of Object.entries(a)) if (typeof v !== 'string') invalid(`${where}[${JSON.stringify(k)}] must be a string`);
+}
+
+function descriptor(d: unknown, where: string, strict: boolean): Descriptor {
   if (!d || typeof d !== 'object') invalid(`${where} is not a descriptor`);
   const o = d as Record<string, unknown>;
+  if (strict) checkAnnotations(o.annotations, `${where}.annotations`);
   if (typeof o.mediaType !== 'string' || !o.mediaType) invalid(`${where}.mediaType is missing`);
   if (typeof o.digest !== 'string') invalid(`${where}.digest is missing`);
   if (typeof o.size !== 'number' || !Number.isSafeInteger(o.size) || o.size < 0) invalid(`${where}.size is invalid`);
@@ -61,14 +72,20 @@ function descriptor(d: unknown, where: string): Descriptor {
 /**
  * Parse manifest bytes sent with contentType. The media type is the JSON's
  * `mediaType` field, which must agree with Content-Type when both are given.
+ * `strict` (a PUT) also refuses what JSON.parse lets through (invalid UTF-8,
+ * duplicate keys, absurd nesting) and annotations that are not strings; what
+ * is already stored is read leniently.
  */
-export function parseManifest(bytes: Buffer, contentType: string | undefined): ParsedManifest {
+export function parseManifest(bytes: Buffer, contentType: string | undefined, strict = false): ParsedManifest {
   let doc: unknown;
+  const text = bytes.toString('utf8');
   try {
-    doc = JSON.parse(bytes.toString('utf8'));
+    doc = JSON.parse(text);
   } catch {
     invalid('manifest is not valid JSON');
   }
+  const problem = strict ? jsonProblem(bytes, text) : undefined;
+  if (problem) invalid(`manifest JSON: ${problem}`);
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) invalid('manifest is not a JSON object');
   const m = doc as Record<string, unknown>;
   const ct = contentType?.split(';')[0].trim().toLowerCase();
@@ -87,19 +104,21 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined): P
     throw err('MANIFEST_INVALID', `unsupported manifest media type ${mediaType}`, { mediaType });
   }
   if (m.schemaVersion !== 2) invalid('schemaVersion must be 2');
-  const subject = m.subject === undefined ? undefined : descriptor(m.subject, 'subject');
+  if (strict) checkAnnotations(m.annotations, 'annotations');
+  const subject = m.subject === undefined ? undefined : descriptor(m.subject, 'subject', strict);
   const artifactType = typeof m.artifactType === 'string' ? m.artifactType : undefined;
   const annotations = m.annotations && typeof m.annotations === 'object' ? (m.annotations as Record<string, string>) : undefined;
   if (IMAGE_TYPES.has(mediaType)) {
-    const config = descriptor(m.config, 'config');
+    const config = descriptor(m.config, 'config', strict);
     if (!Array.isArray(m.layers)) invalid('layers must be an array');
-    const layers = (m.layers as unknown[]).map((l, i) => descriptor(l, `layers[${i}]`));
-    const blobs = [config, ...layers.filter((l) => !(FOREIGN_LAYER.test(l.mediaType) && l.urls?.length))].map((d) =>
-      parseDigest(d.digest),
-    );
-    return { mediaType, blobs, manifests: [], subject, artifactType: artifactType ?? config.mediaType, annotations };
+    const layers = (m.layers as unknown[]).map((l, i) => descriptor(l, `layers[${i}]`, strict));
+    const needed = [config, ...layers.filter((l) => !(FOREIGN_LAYER.test(l.mediaType) && l.urls?.length))];
+    const blobs = needed.map((d) => parseDigest(d.digest));
+    const sizes = { blobs: needed.map((d) => d.size), manifests: [] };
+    return { mediaType, blobs, manifests: [], sizes, subject, artifactType: artifactType ?? config.mediaType, annotations };
   }
   if (!Array.isArray(m.manifests)) invalid('manifests must be an array');
-  const children = (m.manifests as unknown[]).map((c, i) => descriptor(c, `manifests[${i}]`));
-  return { mediaType, blobs: [], manifests: children.map((c) => parseDigest(c.digest)), subject, artifactType, annotations };
+  const children = (m.manifests as unknown[]).map((c, i) => descriptor(c, `manifests[${i}]`, strict));
+  const sizes = { blobs: [], manifests: children.map((c) => c.size) };
+  return { mediaType, blobs: [], manifests: children.map((c) => parseDigest(c.digest)), sizes, subject, artifactType, annotations };
 }

@@ -424,7 +424,8 @@ export class ContentStore {
     if (refDigest && refDigest.value !== d.value) {
       throw err('DIGEST_INVALID', 'manifest digest does not match the reference', { expected: reference, actual: d.value });
     }
-    const parsed = parseManifest(bytes, contentType);
+    // A client's push is held to the strict rules; an upstream's manifest is cached as it is served.
+    const parsed = parseManifest(bytes, contentType, !opts.lazy);
     // What the image uses, for the index, whether or not it is here yet.
     const refs = [...parsed.blobs, ...parsed.manifests];
     if (opts.lazy) parsed.blobs = parsed.manifests = [];
@@ -436,6 +437,7 @@ export class ContentStore {
     if (missingChildren.length) {
       throw err('MANIFEST_BLOB_UNKNOWN', 'index references manifests unknown to the repository', { digests: missingChildren });
     }
+    await this.checkSizes([...parsed.blobs, ...parsed.manifests], [...parsed.sizes.blobs, ...parsed.sizes.manifests]);
     // Content first, then the links that make it visible.
     if ((await this.globalBlobSize(d)) === undefined) {
       await this.driver.putContent(paths.blobData(d), bytes);
@@ -502,6 +504,15 @@ export class ContentStore {
       ]);
       return restored || again.some(Boolean);
     });
+  }
+
+  /** A descriptor must give the size of what it names (a client trusts it to allocate and verify); cached sizes make this cheap. */
+  private async checkSizes(digests: Digest[], declared: number[]): Promise<void> {
+    const stored = await Promise.all(digests.map((d) => this.globalBlobSize(d)));
+    const gone = digests.filter((_, i) => stored[i] === undefined).map((d) => d.value);
+    if (gone.length) throw err('MANIFEST_BLOB_UNKNOWN', 'manifest references content the registry no longer holds', { digests: gone });
+    const wrong = digests.flatMap((d, i) => (stored[i] === declared[i] ? [] : [{ digest: d.value, size: declared[i], stored: stored[i] }]));
+    if (wrong.length) throw err('MANIFEST_INVALID', 'descriptor sizes differ from the content they name', { descriptors: wrong });
   }
 
   private async missing(digests: Digest[], link: (d: Digest) => Promise<string | undefined>): Promise<string[]> {
