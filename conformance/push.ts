@@ -285,6 +285,15 @@ async function badUploads(s: Suite, repo: string): Promise<void> {
     e.error(res, [400, 416], ['BLOB_UPLOAD_INVALID', 'SIZE_INVALID'], 'SHOULD');
   });
 
+  // Present but empty is not "no range": appending the chunk would guess its offset.
+  await s.check(C, 'PATCH with an empty Content-Range: 400 BLOB_UPLOAD_INVALID or 416, nothing appended', async (e) => {
+    const start = await s.startUpload(repo);
+    const res = await s.req('PATCH', s.location(start), { body: Buffer.from('abc'), headers: { ...OCTET, 'content-range': '' } });
+    e.error(res, [400, 416], ['BLOB_UPLOAD_INVALID', 'SIZE_INVALID'], 'SHOULD');
+    const status = await s.req('GET', s.location(start));
+    if (status.status === 204) e.header(status, 'range', /^(bytes=)?0-(0|-1)$/, 'MUST');
+  });
+
   await s.check(C, 'PATCH whose Content-Range disagrees with Content-Length: 400 SIZE_INVALID or 416', async (e) => {
     const start = await s.startUpload(repo);
     const res = await s.req('PATCH', s.location(start), { body: Buffer.from('abcde'), headers: { ...OCTET, 'content-range': '0-9' } });

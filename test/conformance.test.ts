@@ -47,6 +47,7 @@ const DISTRIBUTION_FAILS = [
   'push: repository name with uppercase: 400 NAME_INVALID',
   'push: repository name with 256 characters: 400 NAME_INVALID',
   'push: PATCH with a malformed Content-Range: 400 BLOB_UPLOAD_INVALID or 416',
+  'push: PATCH with an empty Content-Range: 400 BLOB_UPLOAD_INVALID or 416, nothing appended',
   'push: PATCH whose Content-Range disagrees with Content-Length: 400 SIZE_INVALID or 416',
   'pull: GET blob with an unsatisfiable Range: 416',
   'discovery: GET tags/list: 200, name and every tag in lexical order',

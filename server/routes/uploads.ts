@@ -40,8 +40,9 @@ function declaredLength(ctx: Ctx): number | undefined {
 
 /** Content-Range "start-end" (inclusive; "bytes " or "bytes=" prefixes tolerated). */
 function contentRange(ctx: Ctx): { start: number; end: number } | undefined {
-  const h = ctx.get('Content-Range');
-  if (!h) return undefined;
+  // Present but empty is a malformed range, not a missing one: the client meant some offset.
+  const h = ctx.req.headers['content-range'];
+  if (h === undefined) return undefined;
   const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(h.trim());
   if (!m || Number(m[2]) < Number(m[1])) throw err('BLOB_UPLOAD_INVALID', 'malformed Content-Range', { 'Content-Range': h });
   return { start: Number(m[1]), end: Number(m[2]) };
