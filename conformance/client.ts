@@ -191,6 +191,16 @@ export class Client {
     const auth = this.authFor(target);
     if (auth) all.authorization = auth;
     const head = `${method} ${target} HTTP/1.1\r\n` + Object.entries(all).map(([k, v]) => `${k}: ${v}\r\n`).join('') + '\r\n';
+    return this.rawHead(head, body, opts);
+  }
+
+  /**
+   * Send a request head exactly as written (request line, header lines and
+   * the blank line: even one no HTTP client would send), then `body`, on a
+   * fresh socket; as raw() otherwise.
+   */
+  async rawHead(head: string, body: Buffer = Buffer.alloc(0), opts: { hangUpAfterMs?: number; waitMs?: number } = {}): Promise<Resp | undefined> {
+    const [method = '', target = ''] = head.slice(0, head.indexOf('\r\n')).split(' ');
     const port = Number(this.base.port || (this.base.protocol === 'https:' ? 443 : 80));
     const sock: net.Socket =
       this.base.protocol === 'https:'

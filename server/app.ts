@@ -115,19 +115,9 @@ export function createApp(opts: AppOptions): Koa<State> {
   }
   if (opts.tokens) app.use(opts.tokens);
 
-  // /v2: match the route, check access (auth middleware), dispatch by method.
-  app.use(async (ctx, next) => {
-    if (!ctx.path.startsWith('/v2')) return;
-    const route = matchRoute(ctx.path);
-    if (!route) throw err('UNSUPPORTED', 'no such API endpoint', undefined, 404);
-    ctx.state.route = route;
-    if (route.name) ctx.state.log.repository = route.name;
-    (ctx as Ctx).deps = deps;
-    await next();
-  });
-  if (opts.auth) app.use(opts.auth);
-  if (opts.source) app.use(opts.source as unknown as Koa.Middleware<State>);
-  app.use(async (ctx) => {
+  // /v2: match the route, check access (auth middleware), let the source (the
+  // pull-through cache) fill in what is not stored yet, dispatch by method.
+  const dispatch = async (ctx: Koa.ParameterizedContext<State>) => {
     const { kind } = ctx.state.route;
     const handler = RESOURCES[kind][ctx.method as keyof Resource];
     if (readOnly && handler && !['GET', 'HEAD'].includes(ctx.method)) {
@@ -138,6 +128,24 @@ export function createApp(opts: AppOptions): Koa<State> {
       throw new RegistryError('UNSUPPORTED', `${ctx.method} is not supported here`, undefined, 405);
     }
     await handler(ctx as Ctx);
+  };
+  const before = [opts.auth, opts.source as unknown as Koa.Middleware<State> | undefined].filter((m) => m !== undefined);
+  const run = (ctx: Koa.ParameterizedContext<State>, i: number): Promise<void> =>
+    i < before.length ? before[i](ctx, () => run(ctx, i + 1)) : dispatch(ctx);
+  app.use(async (ctx, next) => {
+    if (!ctx.path.startsWith('/v2')) return next();
+    const route = matchRoute(ctx.path);
+    if (!route) throw err('UNSUPPORTED', 'no such API endpoint', undefined, 404);
+    ctx.state.route = route;
+    if (route.name) ctx.state.log.repository = route.name;
+    (ctx as Ctx).deps = deps;
+    await run(ctx, 0);
+  });
+
+  // Last: what no part of berth answered gets the same JSON error as everything
+  // else, not Koa's text/plain "Not Found". Other pages and APIs go above this.
+  app.use(async (ctx) => {
+    throw err('UNSUPPORTED', 'no such endpoint', { method: ctx.method, path: ctx.path }, 404);
   });
   return app;
 }

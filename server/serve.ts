@@ -16,7 +16,7 @@ import { purgeUploads } from '../storage/purge';
 import { BlobCache } from '../storage/blobcache';
 import { ContentStore } from '../storage/store';
 import { createApp } from './app';
-import { errorBody } from './errors';
+import { malformed, rawMalformedResponse, refuseMalformed } from './malformed';
 import { parseAddr, type Config } from './config';
 import { healthRoutes, Readiness } from './health';
 import type { Logger } from './log';
@@ -95,13 +95,18 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
   let allDone: (() => void) | undefined;
   const callback = app.callback();
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const bad = malformed(req);
+    if (bad) return refuseMalformed(res, bad);
     inflight++;
     callback(req, res).finally(() => {
       if (--inflight === 0) allDone?.();
     });
   };
   const { tls } = config.http;
-  const server = tls.certificate && tls.key ? https.createServer(tlsOptions(tls), handler) : http.createServer(handler);
+  // Host is checked in the handler, which answers with a JSON body (Node's own check answers with none).
+  const serverOptions = { requireHostHeader: false };
+  const server =
+    tls.certificate && tls.key ? https.createServer({ ...tlsOptions(tls), ...serverOptions }, handler) : http.createServer(serverOptions, handler);
   // Large layers take longer than Node's default 300 s request timeout: bound
   // slow clients by header and idle timeouts instead.
   server.requestTimeout = 0;
@@ -120,11 +125,7 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
   server.on('clientError', (e: NodeJS.ErrnoException, socket: net.Socket) => {
     if (e.code === 'ECONNRESET' || !socket.writable) return socket.destroy();
     const status = e.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-    const body = JSON.stringify(errorBody('UNSUPPORTED', 'malformed HTTP request', { reason: e.code ?? e.message }));
-    socket.end(
-      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
-        `Docker-Distribution-API-Version: registry/2.0\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-    );
+    socket.end(rawMalformedResponse(status, http.STATUS_CODES[status]!, e.code ?? e.message));
   });
 
   await listen(server, config.http.addr);
