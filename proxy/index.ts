@@ -16,12 +16,12 @@ import type { Ctx, Source } from '../server/context';
 import type { Logger } from '../server/log';
 import { sendManifest } from '../server/routes/manifests';
 import { ProxyBlobs } from './blobs';
-import { Entries, entriesFrom, type Entry } from './entries';
+import { Entries, entriesFrom, type Entry, type Target } from './entries';
 import { ProxyManifests } from './manifests';
 import { expireCaches } from './expiry';
 import { ProxyMetrics } from './metrics';
 import { PullLog } from './pulls';
-import { Upstream, UpstreamError } from './upstream';
+import { readBody, Upstream, UpstreamError } from './upstream';
 
 export interface Proxy {
   source: Source;
@@ -63,6 +63,35 @@ async function hostedHas(ctx: Ctx): Promise<boolean> {
   }
 }
 
+/** The upstream's tag list (what can be pulled, as distribution's proxy answers), or the cached tags when the upstream fails. */
+async function upstreamTags(ctx: Ctx, t: Target, upstream: Upstream, next: () => Promise<void>): Promise<void> {
+  const q = new URLSearchParams();
+  for (const k of ['n', 'last']) if (typeof ctx.query[k] === 'string') q.set(k, ctx.query[k] as string);
+  let res;
+  try {
+    res = await upstream.request('GET', t.remote, `tags/list${q.size ? `?${q}` : ''}`);
+  } catch (e) {
+    if (e instanceof UpstreamError) return next();
+    throw e;
+  }
+  if (res.statusCode === 404) {
+    res.resume();
+    return next();
+  }
+  if (res.statusCode !== 200) throw await upstream.refusal(res, `the tags of ${t.remote}`);
+  let tags: unknown;
+  try {
+    tags = JSON.parse((await readBody(res, 16 << 20)).toString('utf8')).tags;
+  } catch (e) {
+    if (e instanceof UpstreamError) return next();
+    tags = undefined;
+  }
+  const link = res.headers.link;
+  if (typeof link === 'string') ctx.set('Link', link.replace(`/v2/${t.remote}/tags/list`, `/v2/${t.local}/tags/list`));
+  ctx.type = 'application/json';
+  ctx.body = { name: t.local, tags: Array.isArray(tags) ? tags : [] };
+}
+
 export function createProxy(opts: ProxyOptions): Proxy | undefined {
   const entries = new Entries(entriesFrom(opts.config));
   if (!entries.enabled) return undefined;
@@ -98,12 +127,13 @@ export function createProxy(opts: ProxyOptions): Proxy | undefined {
     }
     route.name = t.local;
     ctx.state.log.repository = t.local;
-    // Tags, referrers, upload status: what the cache holds.
+    const upstream = upstreams.get(t.entry)!;
+    if (route.kind === 'tags' && ctx.method === 'GET') return upstreamTags(ctx, t, upstream, next);
+    // Referrers, upload status: what the cache holds.
     if (!pull) return next();
     const reference = route.reference!;
     if (route.kind === 'blob' || reference.includes(':')) parseDigest(reference);
     else checkTag(reference);
-    const upstream = upstreams.get(t.entry)!;
     try {
       if (route.kind === 'blob') return await blobs.serve(ctx, t, upstream, next);
       const m = await manifests.ensure(t, upstream, reference, ctx.state.requestId);

@@ -64,6 +64,7 @@ if (bins) {
     fs.writeFileSync(htpasswd, ['pusher', 'mirror'].map((u) => `${u}:${bcrypt.hashSync(`${u}-secret-1`, 5)}`).join('\n') + '\n');
     upBasic = await startDistribution({ extraYaml: ['auth:', '  htpasswd:', '    realm: basic-upstream', `    path: ${htpasswd}`].join('\n') });
     await seed(upBerth.host, imgs.app.ref, 'library/app:1');
+    await seed(upBerth.host, imgs.app.ref, 'library/app:2');
     await seed(upBasic.host, imgs.sibling.ref, 'tools/sibling:1');
     fronts = await Promise.all([startFront(upBerth.url), startFront(upBasic.url)]);
     const policy = [
@@ -115,5 +116,17 @@ if (bins) {
     const copy = path.join(dir, 'copy');
     await mustRun(bins.skopeo, ['copy', '--src-tls-verify=false', '--src-creds', 'dev1:dev1-secret-1', `docker://${berth.host}/basic/tools/sibling:1`, `oci:${copy}:s`]);
     t.ok(fs.existsSync(path.join(copy, 'blobs/sha256', imgs.sibling.layers[2].digest.slice(7))), 'blobs come through Basic auth too');
+  });
+
+  t.test("tag lists come from the upstream, paged through berth's own Link", async (t) => {
+    const basic = Buffer.from('dev1:dev1-secret-1').toString('base64');
+    const tok = await fetch(`${berth.url}/token?service=cache&scope=repository:mirror/library/app:pull`, { headers: { authorization: `Basic ${basic}` } });
+    const headers = { authorization: `Bearer ${((await tok.json()) as { token: string }).token}` };
+    const first = await fetch(`${berth.url}/v2/mirror/library/app/tags/list?n=1`, { headers });
+    t.same(await first.json(), { name: 'mirror/library/app', tags: ['1'] });
+    const link = first.headers.get('link')!;
+    t.match(link, /^<\/v2\/mirror\/library\/app\/tags\/list\?/, 'the next page is asked of berth');
+    const second = await fetch(`${berth.url}${/<([^>]+)>/.exec(link)![1]}`, { headers });
+    t.same(await second.json(), { name: 'mirror/library/app', tags: ['2'] }, 'the second page, which was never pulled');
   });
 }

@@ -9,6 +9,7 @@ import { startBerth, tempDir, type Berth } from './helpers/berth';
 import { mustRun, needClients } from './helpers/clients';
 import { buildTestImages, type TestImages } from './helpers/images';
 import { MANIFEST_ACCEPT, sha256 } from './helpers/oci-client';
+import { scrape } from './helpers/ops-client';
 import { blob, getBytes, pushImage } from './helpers/registry-client';
 import { startTokenUpstream, UPSTREAM_USERS, type TokenUpstream } from './helpers/upstream';
 
@@ -31,6 +32,8 @@ if (bins) {
     await seed(imgs.app.ref, 'library/app:1');
     await seed(imgs.multi.ref, 'library/multi:1', true);
     await seed(imgs.sibling.ref, 'private/app:1');
+    await seed(imgs.sibling.ref, 'library/cold:1');
+    await seed(imgs.sibling.ref, 'library/cold:2');
     const dir = tempDir();
     const config = path.join(dir, 'config.yml');
     fs.writeFileSync(
@@ -88,6 +91,38 @@ if (bins) {
     t.equal((await manifest('dockerhub/library/app', '1')).digest, imgs.app.manifest.digest);
     t.equal(up.count('HEAD', /^\/v2\/library\/app\/manifests\/1$/), heads + 1, 'after the ttl: one HEAD');
     t.equal(up.count('GET', /^\/v2\/library\/app\/manifests\/1$/), gets, 'and no GET (the digest did not change)');
+  });
+
+  t.test('a HEAD of an uncached blob asks the upstream; a range of one fetches it whole', async (t) => {
+    const layer = imgs.sibling.layers[2];
+    const fetches = () => up.count('GET', new RegExp(`^/v2/library/cold/blobs/${layer.digest}$`));
+    const head = await fetch(`${berth.url}/v2/dockerhub/library/cold/blobs/${layer.digest}`, { method: 'HEAD' });
+    t.equal(head.status, 200);
+    t.equal(head.headers.get('content-length'), String(layer.size), "the upstream's size");
+    t.equal(fetches(), 0, 'nothing fetched for a HEAD');
+    const ranged = await fetch(`${berth.url}/v2/dockerhub/library/cold/blobs/${layer.digest}`, { headers: { range: 'bytes=5-14' } });
+    t.equal(ranged.status, 206);
+    t.equal(ranged.headers.get('content-range'), `bytes 5-14/${layer.size}`);
+    const whole = fs.readFileSync(path.join(imgs.dir, 'blobs/sha256', layer.digest.slice(7)));
+    t.same(Buffer.from(await ranged.arrayBuffer()), whole.subarray(5, 15), 'the right bytes');
+    t.equal(fetches(), 1, 'the blob was fetched (whole) and cached');
+  });
+
+  t.test("tags: the upstream's list, as distribution's proxy answers", async (t) => {
+    const all = (await (await fetch(`${berth.url}/v2/dockerhub/library/cold/tags/list`)).json()) as { name: string; tags: string[] };
+    t.same({ ...all, tags: all.tags.sort() }, { name: 'dockerhub/library/cold', tags: ['1', '2'] }, 'both tags, though none was pulled');
+  });
+
+  t.test('metrics: hits, misses and bytes per upstream', async (t) => {
+    const m = await scrape(`${berth.url}/metrics`);
+    const v = (k: string) => m.get(k) ?? 0;
+    t.ok(v('berth_proxy_lookups_total{upstream="dockerhub",kind="manifest",result="miss"}') >= 1, 'manifest misses');
+    t.ok(v('berth_proxy_lookups_total{upstream="dockerhub",kind="manifest",result="hit"}') >= 1, 'manifest hits');
+    t.ok(v('berth_proxy_lookups_total{upstream="dockerhub",kind="manifest",result="revalidated"}') >= 1, 'tags checked after the ttl');
+    t.ok(v('berth_proxy_lookups_total{upstream="dockerhub",kind="blob",result="miss"}') >= 4, 'blob misses');
+    t.ok(v('berth_proxy_lookups_total{upstream="dockerhub",kind="blob",result="hit"}') >= 3, 'blob hits');
+    const blobBytes = [imgs.app.config, ...imgs.app.layers].reduce((n, d) => n + d.size, 0);
+    t.ok(v('berth_proxy_upstream_bytes_total{upstream="dockerhub"}') >= blobBytes, 'bytes received from the upstream');
   });
 
   t.test('a multi-arch index and its children, fetched by digest when asked for', async (t) => {
