@@ -127,3 +127,19 @@ t.test("the upstream's 429 becomes TOOMANYREQUESTS with Retry-After, and berth w
   const metrics = await scrape(`${berth.url}/metrics`);
   t.ok((metrics.get('berth_proxy_upstream_errors_total{upstream="hub",reason="ratelimited"}') ?? 0) >= 1, 'counted');
 });
+
+t.test("the upstream's RateLimit-Remaining is exported, and at 0 berth waits for the reset instead of earning a 429", async (t) => {
+  const img = await seedImage('library/counted', '1', 4096, 'counted');
+  front.addHeaders({ 'ratelimit-limit': '100;w=21600', 'ratelimit-remaining': '0;w=21600', 'ratelimit-reset': '2' });
+  t.equal((await get('hub/library/counted/manifests/1')).status, 200, 'the last request the quota allows');
+  front.addHeaders(undefined);
+  const metrics = await scrape(`${berth.url}/metrics`);
+  t.equal(metrics.get('berth_proxy_upstream_ratelimit_remaining{upstream="hub"}'), 0, 'exported');
+  const before = front.forwarded;
+  const waiting = await get(`hub/library/counted/blobs/${img.layer}`);
+  t.equal(waiting.status, 429);
+  t.ok(Number(waiting.headers.get('retry-after')) <= 2, 'Retry-After from the reset');
+  t.equal(front.forwarded, before, 'nothing sent upstream until the reset');
+  await new Promise((r) => setTimeout(r, 2100));
+  t.equal((await get(`hub/library/counted/blobs/${img.layer}`)).status, 200, 'then pulls go on');
+});

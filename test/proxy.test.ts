@@ -190,4 +190,16 @@ if (bins) {
     t.equal((await manifest('dockerhub/library/app', '1')).digest, imgs.sibling.manifest.digest, 'the new digest after 1 s');
     t.equal((await manifest('dockerhub/library/app', imgs.app.manifest.digest)).status, 200, 'the old image stays pullable by digest');
   });
+
+  t.test('deploy/examples/proxy.yml runs (its upstreams pointed at the test upstream)', async (t) => {
+    const example = fs.readFileSync(path.resolve(__dirname, '../../deploy/examples/proxy.yml'), 'utf8');
+    const file = path.join(tempDir(), 'proxy.yml');
+    fs.writeFileSync(file, example.replace(/remoteurl: \S+/g, `remoteurl: ${up.url}`));
+    const reg = await startBerth({ config: file });
+    t.teardown(() => reg.stop());
+    for (const name of ['dockerhub/library/app', 'ghcr/library/app', 'library/app']) {
+      const res = await fetch(`${reg.url}/v2/${name}/manifests/${imgs.sibling.manifest.digest}`, { headers: { accept: MANIFEST_ACCEPT } });
+      t.equal(res.status, 200, name);
+    }
+  });
 }

@@ -24,6 +24,8 @@ export interface Front {
   rateLimit(n: number, retryAfterSeconds: number): void;
   /** Break every response body in flight. */
   cut(): void;
+  /** Headers added to every answer from now on (e.g. RateLimit-Remaining), or none. */
+  addHeaders(headers: Record<string, string> | undefined): void;
   close(): Promise<void>;
 }
 
@@ -61,6 +63,7 @@ export async function startFront(target: string, opts: FrontOptions = {}): Promi
   const link = opts.bytesPerSecond ? new Link(opts.bytesPerSecond) : undefined;
   const inflight = new Set<http.ServerResponse>();
   let limited = 0;
+  let extra: Record<string, string> = {};
   let retryAfter = 0;
   const server = http.createServer(async (req, res) => {
     if (limited > 0) {
@@ -76,7 +79,7 @@ export async function startFront(target: string, opts: FrontOptions = {}): Promi
     res.on('close', () => inflight.delete(res));
     const headers = { ...req.headers, host: upstream.host };
     const out = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers, agent }, async (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      res.writeHead(answer.statusCode ?? 502, { ...answer.headers, ...extra });
       try {
         await (link ? pipeline(answer, new Shaped(link), res) : pipeline(answer, res));
       } catch {
@@ -101,6 +104,9 @@ export async function startFront(target: string, opts: FrontOptions = {}): Promi
     },
     cut() {
       for (const res of inflight) res.destroy();
+    },
+    addHeaders(headers) {
+      extra = headers ?? {};
     },
     async close() {
       front.cut();
