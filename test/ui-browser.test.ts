@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { addUser, basic } from './helpers/auth';
+import { addUser, basic, makeImage } from './helpers/auth';
 import { type Berth, startBerth } from './helpers/berth';
 import { type Session as BrowserSession, openBrowser, needChromium, type Page, SHOTS } from './helpers/browser';
 import { mustRun, needClients } from './helpers/clients';
@@ -21,7 +21,9 @@ t.setTimeout(900_000);
 
 const SERVICE = 'berth-ui';
 const ISSUER = 'berth-ui-issuer';
-const PW: Record<string, string> = { root: 'root-pw-1', alice: 'alice-pw-1', bob: 'bob-pw-12' };
+const PW: Record<string, string> = { root: 'root-pw-1', alice: 'alice-pw-1', bob: 'bob-pw-12', carol: 'carol-pw-1' };
+/** carol's repositories: more than one page of the list (50). */
+const MANY = Array.from({ length: 55 }, (_, i) => `carol/r-${String(i).padStart(2, '0')}`);
 /** Each user owns a namespace; public/ is for everyone; nothing else is visible to anyone but root. */
 const POLICY = `
 admins: [root]
@@ -34,6 +36,9 @@ rules:
   - repository: "{user}/**"
     grant:
       authenticated: [pull, push, delete]
+  - repository: "hub/**"
+    grant:
+      authenticated: [pull]
 `;
 
 const clients = needClients(t, ['skopeo', 'docker', 'dockerd']);
@@ -59,10 +64,15 @@ if (clients && needChromium(t)) {
         .concat(['tokenserver:', `  issuer: ${ISSUER}`, `  key: ${key}`, `  users: ${users}`, `  policy: ${path.join(dir, 'policy.yml')}`, `  services: [${SERVICE}]`, ''])
         .join('\n'),
     );
+    // An upstream registry for the pull-through cache under hub/.
+    upstream = await startBerth();
+    await mustRun(clients!.skopeo, ['copy', '--dest-tls-verify=false', makeImage(dir, 'upstream').ref, `docker://${upstream.host}/library/tool:1`]);
+    fs.appendFileSync(config, ['berth:', '  proxies:', '    - prefix: hub', `      remoteurl: ${upstream.url}`, ''].join('\n'));
     berth = await startBerth({ port, config });
     await pushFixtures(berth);
   });
-  t.teardown(() => berth?.stop());
+  let upstream: Berth;
+  t.teardown(() => Promise.all([berth?.stop(), upstream?.stop()]));
 
   t.test('anonymous sees only public repositories', async (t) => {
     const s = await openBrowser(t, { prefix: 'anonymous-' });
@@ -90,7 +100,8 @@ if (clients && needChromium(t)) {
     const api = recordApi(page);
     await signIn(page, 'alice');
     await shot('repositories');
-    t.same(await repoNames(page), ['alice/app', 'alice/sibling', 'public/app'], 'what alice may pull, by name');
+    t.same(await repoNames(page), ['alice/app', 'alice/sibling', 'hub/library/tool', 'public/app'], 'what alice may pull, by name');
+    t.match(await page.getByRole('row', { name: /hub\/library\/tool/ }).innerText(), `proxy · ${upstream.host}`, 'the pull-through cache is marked');
 
     await t.test('filter', async (t) => {
       await page.getByLabel('Filter by name').fill('sib');
@@ -99,7 +110,7 @@ if (clients && needChromium(t)) {
       t.pass('one match');
       await shot('repositories-filtered');
       await page.getByLabel('Filter by name').fill('');
-      await waitRows(page, ['alice/app', 'alice/sibling', 'public/app']);
+      await waitRows(page, ['alice/app', 'alice/sibling', 'hub/library/tool', 'public/app']);
     });
 
     await t.test('sort by size, then name descending, with the keyboard', async (t) => {
@@ -114,7 +125,7 @@ if (clients && needChromium(t)) {
       await page.waitForURL(/sort=name&order=asc/);
       await name.focus();
       await page.keyboard.press('Enter');
-      await waitRows(page, ['public/app', 'alice/sibling', 'alice/app']);
+      await waitRows(page, ['public/app', 'hub/library/tool', 'alice/sibling', 'alice/app']);
       t.pass('Enter on a focused header sorts');
     });
 
@@ -134,7 +145,7 @@ if (clients && needChromium(t)) {
       await page.getByRole('heading', { name: 'Layers' }).waitFor();
       const layers = await page.locator('table.layers tbody tr').allInnerTexts();
       t.equal(layers.length, imgs.app.layers.length);
-      const want = sharingFromStore(berth.root, 'alice/app', imgs.app.manifest.digest, (r) => r.startsWith('alice/') || r.startsWith('public/'));
+      const want = sharingFromStore(berth.root, 'alice/app', imgs.app.manifest.digest, (r) => /^(alice|public|hub)\//.test(r));
       imgs.app.layers.forEach((l, i) => {
         const w = want.get(l.digest)!;
         const text = w.images ? `shared with ${w.images} other image${w.images === 1 ? '' : 's'} in ${w.repositories} repositor${w.repositories === 1 ? 'y' : 'ies'}` : 'only this image';
@@ -201,7 +212,7 @@ if (clients && needChromium(t)) {
     const shot = look(t, s);
     const api = recordApi(page);
     await signIn(page, 'bob');
-    t.same(await repoNames(page), ['bob/multi', 'bob/tools', 'public/app']);
+    t.same(await repoNames(page), ['bob/multi', 'bob/tools', 'hub/library/tool', 'public/app']);
     await page.getByRole('link', { name: 'bob/multi' }).click();
     await page.getByRole('link', { name: '1.0', exact: true }).click();
     await page.getByRole('heading', { name: 'Platforms' }).waitFor();
@@ -248,6 +259,24 @@ if (clients && needChromium(t)) {
     shot.accessible();
   });
 
+  t.test('server-side pages of the repository list', async (t) => {
+    const s = await openBrowser(t, { prefix: 'carol-' });
+    const { page } = s;
+    const shot = look(t, s);
+    await signIn(page, 'carol');
+    t.match(await page.locator('.pager').innerText(), /1–50 of 57/, 'the first page (carol also sees hub/ and public/)');
+    t.same(await repoNames(page), MANY.slice(0, 50));
+    await page.getByRole('button', { name: 'Next →' }).click();
+    await waitRows(page, [...MANY.slice(50), 'hub/library/tool', 'public/app']);
+    t.match(await page.locator('.pager').innerText(), /51–57 of 57/);
+    t.ok(await page.getByRole('button', { name: 'Next →' }).isDisabled(), 'the last page');
+    await shot('repositories-page-2');
+    await page.getByRole('button', { name: '← Previous' }).click();
+    await waitRows(page, MANY.slice(0, 50));
+    t.pass('and back');
+    shot.accessible();
+  });
+
   t.test('phone width, dark', async (t) => {
     const s = await openBrowser(t, { width: 390, height: 844, dark: true, prefix: 'phone-dark-' });
     const { page } = s;
@@ -267,7 +296,7 @@ if (clients && needChromium(t)) {
 
   t.test('a screenshot of every page', async (t) => {
     const want = ['anonymous-repositories', 'anonymous-storage', 'repositories', 'repositories-filtered', 'repository', 'image', 'referrer', 'delete-tag']
-      .concat(['bob-index', 'bob-index-child', 'bob-docker-pushed', 'bob-denied', 'phone-dark-repositories', 'phone-dark-repository', 'phone-dark-image'])
+      .concat(['bob-index', 'bob-index-child', 'bob-docker-pushed', 'bob-denied', 'carol-repositories-page-2', 'phone-dark-repositories', 'phone-dark-repository', 'phone-dark-image'])
       .concat(['storage', 'bob-storage']);
     const have = new Set(fs.readdirSync(SHOTS));
     t.same(want.filter((n) => !have.has(`${n}.png`)), [], `all in ${SHOTS}`);
@@ -275,8 +304,10 @@ if (clients && needChromium(t)) {
 
   // ---- helpers ----
 
-  async function token(user: string, scope: string): Promise<string> {
-    const res = await fetch(`${berth.url}/token?service=${SERVICE}&scope=${scope}`, { headers: { authorization: basic(user, PW[user]) } });
+  async function token(user: string, ...scopes: string[]): Promise<string> {
+    const q = new URLSearchParams({ service: SERVICE });
+    for (const sc of scopes) q.append('scope', sc);
+    const res = await fetch(`${berth.url}/token?${q}`, { headers: { authorization: basic(user, PW[user]) } });
     return ((await res.json()) as { token: string }).token;
   }
 
@@ -289,6 +320,8 @@ if (clients && needChromium(t)) {
     await skopeo(imgs.sibling.ref, 'alice/sibling:1.0');
     await skopeo(imgs.app.ref, 'public/app:latest');
     await skopeo(imgs.multi.ref, 'bob/multi:1.0', true);
+    // Pulled through the cache once, so it is stored and listed.
+    await mustRun(clients!.skopeo, ['copy', '--src-tls-verify=false', '--src-creds', `root:${PW.root}`, `docker://${b.host}/hub/library/tool:1`, `oci:${path.join(dir, 'pulled')}:tool`]);
     const engines = await startEngines();
     try {
       const docker = async (...args: string[]) => (await mustRun(clients!.docker, args, { env: engines.env, input: args[0] === 'login' ? PW.root : undefined })).stdout.trim();
@@ -299,6 +332,8 @@ if (clients && needChromium(t)) {
     } finally {
       await engines.stop();
     }
+    const many = { authorization: `Bearer ${await token('root', ...MANY.map((r) => `repository:${r}:pull,push`))}` };
+    for (const r of MANY) await pushImage(b.url, r, 'v1', blob('{}'), [blob(`${r} content`)], {}, many);
     const auth = { authorization: `Bearer ${await token('root', 'repository:alice/app:pull,push')}` };
     const sbom = blob(JSON.stringify({ spdxVersion: 'SPDX-2.3', name: 'alice/app', packages: [] }));
     await pushImage(b.url, 'alice/app', undefined, blob('{}'), [sbom], {

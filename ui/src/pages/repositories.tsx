@@ -145,18 +145,22 @@ export function RepositoriesPage() {
             <span class="range">
               {first + 1}–{first + list.repositories.length} of {list.total.toLocaleString('en')}
             </span>
-            {pageNo > 1 && !seen.has(prevKey) ? (
-              <button type="button" onClick={() => go({ cursor: undefined, page: undefined })}>
-                ← First page
-              </button>
-            ) : (
-              <button type="button" disabled={pageNo <= 1} onClick={() => go({ cursor: seen.get(prevKey), page: pageNo - 1 > 1 ? pageNo - 1 : undefined })}>
-                ← Previous
-              </button>
+            {(pageNo > 1 || list.next) && (
+              <>
+                {pageNo > 1 && !seen.has(prevKey) ? (
+                  <button type="button" onClick={() => go({ cursor: undefined, page: undefined })}>
+                    ← First page
+                  </button>
+                ) : (
+                  <button type="button" disabled={pageNo <= 1} onClick={() => go({ cursor: seen.get(prevKey), page: pageNo - 1 > 1 ? pageNo - 1 : undefined })}>
+                    ← Previous
+                  </button>
+                )}
+                <button type="button" disabled={!list.next} onClick={() => go({ cursor: list.next, page: pageNo + 1 })}>
+                  Next →
+                </button>
+              </>
             )}
-            <button type="button" disabled={!list.next} onClick={() => go({ cursor: list.next, page: pageNo + 1 })}>
-              Next →
-            </button>
           </nav>
         </>
       )}
