@@ -13,7 +13,7 @@ import { paths } from '../paths';
 import { isRepository, repositoryNames } from '../repositories';
 import { ChangeFeed, type ChangeEvent } from './feed';
 import { indexKeys } from './keys';
-import { rebuildIndexes } from './rebuild';
+import { rebuildIndexes, references } from './rebuild';
 import { loadSnapshot, saveSnapshot } from './snapshot';
 import { computeUsage, loadUsage, saveUsage, type StoreUsage } from './usage';
 import { summarize, type SummaryDeps } from './summary';
@@ -42,6 +42,15 @@ export interface IndexOptions {
 export const defaultIndexOptions: IndexOptions = { pollMs: 1000, snapshotMs: 5 * 60_000, feedRetentionMs: 30 * 60_000, reconcileMs: 60_000, usageMs: 5 * 60_000 };
 
 export type IndexState = 'cold' | 'loading' | 'ready';
+
+/** What a garbage collection removed from one repository. */
+export interface SweptRepository {
+  repo: string;
+  /** [tag, digest it pointed at] */
+  tags: [string, string][];
+  revisions: string[];
+  layers: string[];
+}
 
 /** Wait this long after a repository's last change before summarising it (a push is a burst of writes). */
 const SETTLE_MS = 300;
@@ -131,6 +140,12 @@ export class StoreIndex {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
+    // The lease holder leaves a current snapshot, so the next start reads little of the feed.
+    if (this.lease && this.loadState === 'ready' && !this.opts.readOnly && (await this.lease.held().catch(() => false))) {
+      // Figures still being recomputed are saved as unknown: the next start recomputes them.
+      const entries = [...this.table.entries()].map((e) => (this.dirtyAt.has(e.name) ? { ...e, summarizedAt: 0 } : e));
+      await saveSnapshot(this.driver, entries, this.feed.position).catch((e) => this.opts.onError?.('index snapshot', e));
+    }
     await this.lease?.release().catch(() => undefined);
   }
 
@@ -141,6 +156,7 @@ export class StoreIndex {
     // (entries are pruned after the retention; a minute's margin for clocks).
     if (snap && Date.now() - snap.position < this.opts.feedRetentionMs - 60_000) {
       this.table.load(snap.entries);
+      for (const e of snap.entries) if (!e.summarizedAt) this.touch(e.name);
       this.feed.reset(snap.position);
       this.lastSnapshot = snap.writtenAt;
       this.loadState = 'ready';
@@ -335,6 +351,30 @@ export class StoreIndex {
     await Promise.all(blobs.map((b) => this.users.unmark(b, repo)));
     await this.publish([{ repo, op: 'repo-delete', at: Date.now() }]);
     this.refreshSharers(repo, all);
+  }
+
+  /**
+   * After a garbage collection removed tags, manifests and layer links
+   * (storage/gc.ts writes the layout directly): the markers that described
+   * them go, and every replica recomputes the repositories' figures. Called
+   * before the blob sweep, while the removed manifests' content is still there.
+   */
+  async swept(repos: SweptRepository[]): Promise<void> {
+    const events: ChangeEvent[] = [];
+    const blobs: Digest[] = [];
+    for (const r of repos) {
+      await Promise.all(r.tags.map(([tag, digest]) => this.tags.unmarkTag(r.repo, tag, parseDigest(digest))));
+      for (const digest of r.revisions) {
+        const d = parseDigest(digest);
+        const refs = await this.deps.describe(digest).then((m) => (m ? references(m) : []));
+        await Promise.all([this.users.unmark(d, r.repo), ...refs.map((b) => this.users.unmark(b, r.repo, digest))]);
+        blobs.push(...refs);
+      }
+      await Promise.all(r.layers.map((digest) => this.users.unmark(parseDigest(digest), r.repo)));
+      events.push({ repo: r.repo, op: 'refresh', at: Date.now() });
+    }
+    await this.publish(events);
+    this.refreshSharers('', blobs);
   }
 
   /**
