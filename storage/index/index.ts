@@ -6,7 +6,6 @@
 // prunes the feed and rebuilds the markers of a store that lacks them.
 import type { Digest } from '../digest';
 import { parseDigest } from '../digest';
-import type { ManifestInfo } from '../describe';
 import { isNotFound, type StorageDriver } from '../driver';
 import { Lease, newHolderId } from '../lease';
 import { paths } from '../paths';
