@@ -6,7 +6,7 @@
 // - docker's `registry-mirrors`, which send the upstream's name with no hint at
 //   all: those go to the entry with `ns: docker.io`, but only when no hosted
 //   repository of that name holds what was asked for (hosted content wins).
-import type { Config } from '../server/config';
+import { inPrefix, type Config } from '../server/config';
 
 export interface Entry {
   /** '' when the whole registry mirrors one upstream (distribution's `proxy:`). */
@@ -63,7 +63,7 @@ export class Entries {
 
   /** The entry whose prefix holds `name` (what the admin API marks as proxied). */
   byName(name: string): Entry | undefined {
-    return this.list.find((e) => e.prefix === '' || name.startsWith(`${e.prefix}/`));
+    return this.list.find((e) => inPrefix(e.prefix, name));
   }
 
   /** Where a pull of `name` (with containerd's ?ns=, if sent) is served from; undefined: a hosted repository only. */

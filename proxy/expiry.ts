@@ -11,6 +11,7 @@ import { intentKey, SweepIntent } from '../storage/lease';
 import { paths } from '../storage/paths';
 import { forEachLimit } from '../storage/pool';
 import { listRepositories, readLinkFile, scanRepository } from '../storage/scan';
+import { inPrefix } from '../server/config';
 import type { Entry } from './entries';
 import { foldPulls, pullKey } from './pulls';
 
@@ -41,7 +42,7 @@ interface Image {
 }
 
 function owner(entries: Entry[], repo: string): Entry | undefined {
-  return entries.find((e) => e.prefix === '' || repo.startsWith(`${e.prefix}/`));
+  return entries.find((e) => inPrefix(e.prefix, repo));
 }
 
 /** Blobs an image manifest names (config and layers) with their sizes; none for an index. */

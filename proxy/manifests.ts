@@ -50,8 +50,10 @@ export class ProxyManifests {
     const fresh = reference.includes(':') || (this.trusted.get(key) ?? 0) > Date.now();
     let r: Refreshed = { result: 'hit' };
     let pending = this.inflight.get(key);
+    let started = false;
     if (pending || !cached || !fresh) {
       if (!pending) {
+        started = true;
         const refresh = this.refresh(t, upstream, reference, key, cached, requestId);
         pending = refresh.then((x) => x.refreshed);
         this.inflight.set(key, pending);
@@ -60,7 +62,8 @@ export class ProxyManifests {
       }
       r = await pending;
     }
-    this.metrics.lookup(t.entry.label, 'manifest', r.result);
+    // A request that joined another's check or fetch caused no upstream request: a hit.
+    this.metrics.lookup(t.entry.label, 'manifest', started ? r.result : 'hit');
     if (r.fetched) return { digest: r.fetched.digest, fetched: r.fetched };
     if (!cached) throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown', { name: t.local, reference });
     return { digest: cached };

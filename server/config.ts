@@ -488,6 +488,15 @@ function httpURL(v: string | undefined, where: string): URL {
   return url;
 }
 
+/** Is `name` a repository of the pull-through cache with this prefix ('' for distribution's `proxy:`: every name)? */
+export const inPrefix = (prefix: string, name: string) => prefix === '' || name.startsWith(`${prefix}/`);
+
+/** Repositories that are pull-through caches (see inPrefix). */
+export function cachedRepositories(config: Config): (name: string) => boolean {
+  const prefixes = config.proxy ? [''] : (config.berth.proxies ?? []).map((p) => p.prefix);
+  return (name) => prefixes.some((p) => inPrefix(p, name));
+}
+
 function checkProxies(config: Config): void {
   if (config.proxy) {
     httpURL(config.proxy.remoteurl, 'proxy.remoteurl');

@@ -9,7 +9,7 @@ import { createDriver } from '../storage/factory';
 import { collectGarbage, type GcOptions, type GcReport, type RetentionPolicy } from '../storage/gc';
 import { Lease, newHolderId } from '../storage/lease';
 import { verifyStore } from '../storage/verify';
-import { ConfigError, parseDuration, type Config } from './config';
+import { cachedRepositories, ConfigError, parseDuration, type Config } from './config';
 import type { Logger } from './log';
 import type { Metrics } from './metrics';
 import { createProgress, formatBytes } from './progress';
@@ -168,7 +168,7 @@ export async function cmdVerify(args: string[], load: Load): Promise<number> {
   const config = load(flags.values['--config']);
   const progress = createProgress();
   const report = await withDriver(config, (driver) =>
-    verifyStore(driver, { repair: flags.switches.has('--repair'), concurrency: config.berth.gc.concurrency, onProgress: (phase, d, t) => progress.update(phase, d, t) }),
+    verifyStore(driver, { repair: flags.switches.has('--repair'), lazy: cachedRepositories(config), concurrency: config.berth.gc.concurrency, onProgress: (phase, d, t) => progress.update(phase, d, t) }),
   );
   progress.done();
   const unrepaired = report.problems.filter((p) => !p.repaired).length;

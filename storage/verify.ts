@@ -32,6 +32,12 @@ export interface Problem {
 export interface VerifyOptions {
   repair?: boolean;
   concurrency?: number;
+  /**
+   * Repositories of a pull-through cache: they hold manifests before the
+   * blobs and child manifests those reference (fetched when asked for), so
+   * missing ones are not problems there.
+   */
+  lazy?: (repo: string) => boolean;
   /** Links younger than this are not repaired: a commit in progress writes its link just before its data. */
   graceMs?: number;
   onProgress?: (phase: string, done: number, total: number) => void;
@@ -112,6 +118,7 @@ export async function verifyStore(driver: StorageDriver, opts: VerifyOptions = {
   let done = 0;
   await forEachLimit(repos, Math.max(1, conc >> 2), async (repo) => {
     const s = await scanRepository(driver, repo, conc);
+    const lazy = opts.lazy?.(repo) ?? false;
     const names = new Map<string, string[]>();
     for (const [t, d] of s.tags) names.set(d, [...(names.get(d) ?? []), t]);
     const image = (d: string) => (names.has(d) ? names.get(d)!.map((t) => `${repo}:${t}`).join(', ') : `${repo}@${d}`);
@@ -137,6 +144,7 @@ export async function verifyStore(driver: StorageDriver, opts: VerifyOptions = {
         return;
       }
       for (const b of r.blobs) {
+        if (lazy && !corrupt.has(b) && !s.layers.has(b)) continue;
         if (!held(b)) {
           problems.push({ kind: corrupt.has(b) ? 'corrupt-blob' : 'missing-blob', repository: repo, image: image(d), digest: b, detail: corrupt.has(b) ? 'layer or config is corrupt' : 'layer or config is missing from the store' });
         } else if (!s.layers.has(b)) {
@@ -144,7 +152,7 @@ export async function verifyStore(driver: StorageDriver, opts: VerifyOptions = {
         }
       }
       for (const c of r.children) {
-        if (!s.revisions.has(c)) problems.push({ kind: 'missing-child', repository: repo, image: image(d), digest: c, detail: 'index child is not in the repository' });
+        if (!s.revisions.has(c) && !lazy) problems.push({ kind: 'missing-child', repository: repo, image: image(d), digest: c, detail: 'index child is not in the repository' });
       }
     });
     await forEachLimit([...s.layers], conc, async (d) => {
