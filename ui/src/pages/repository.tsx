@@ -71,9 +71,15 @@ export function RepositoryPage({ name }: { name: string }) {
   const host = session?.host ?? location.host;
   const r = repo.data;
 
+  const crumbs = (
+    <nav class="crumbs" aria-label="Breadcrumb">
+      <a href="/">Repositories</a> <span aria-hidden="true">/</span> <span aria-current="page">{name}</span>
+    </nav>
+  );
   if (repo.error) {
     return (
       <>
+        {crumbs}
         <PageTitle title={name} />
         <ErrorBox error={repo.error} what="repository" />
       </>
@@ -81,9 +87,7 @@ export function RepositoryPage({ name }: { name: string }) {
   }
   return (
     <>
-      <nav class="crumbs" aria-label="Breadcrumb">
-        <a href="/">Repositories</a> <span aria-hidden="true">/</span> <span aria-current="page">{name}</span>
-      </nav>
+      {crumbs}
       <div class="page-head">
         <PageTitle title={name}>
           {name} {r && <UpstreamBadge repo={r} />}
