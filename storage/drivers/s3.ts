@@ -1042,7 +1042,9 @@ function partRead(body: Promise<Readable>, limit: number): Readable {
   // A part fails its reader when read; one fetched ahead and never read fails no one.
   part.on('error', () => undefined);
   body.then(
-    (b) => pipeline(b, part, () => undefined),
+    // Dropped before its GET answered: end the GET. (Node 24 and later throw, where 20 and
+    // 22 called back, when asked to pipe into a destroyed stream: an unhandled rejection.)
+    (b) => (part.destroyed ? b.destroy() : pipeline(b, part, () => undefined)),
     (e) => part.destroy(e),
   );
   return part;
