@@ -1,7 +1,7 @@
 // GET /berth/v1/usage: where the bytes are. Store-wide figures (stored,
 // shared, the dedup ratio) come from the usage the index lease holder
 // computes; per-repository figures from the repository table. Only what the
-// caller may pull is named or summed; store-wide totals need catalog rights.
+// caller may pull is named, summed or counted; store-wide totals need catalog rights.
 import { err } from '../storage/errors';
 import type { RepoEntry } from '../storage/index/table';
 import { canPull, type AdminCtx } from './context';
@@ -28,13 +28,16 @@ export async function getUsage(ctx: AdminCtx): Promise<void> {
       if (top.length > TOP) top.length = TOP;
     }
   }
+  // A layer's digest and size are its repositories' data: counted over what the caller may pull, even with catalog rights.
   const sharedLayers = u.sharedLayers
     .map((l) => {
-      if (everything) return { digest: l.digest, size: l.size, repositories: l.repositories, images: l.images };
       const seen = Object.entries(l.repos).filter(([r]) => canPull(ctx, r));
-      return { digest: l.digest, size: l.size, repositories: seen.length, images: seen.reduce((n, [, i]) => n + i, 0) };
+      // Past the repositories the usage lists for a layer, a caller who may see all the listed ones gets the totals.
+      const all = seen.length === Object.keys(l.repos).length;
+      return { digest: l.digest, size: l.size, repositories: all ? l.repositories : seen.length, images: all ? l.images : seen.reduce((n, [, i]) => n + i, 0) };
     })
-    .filter((l) => l.repositories >= 2)
+    // Images use layers; a blob only linked (a manifest in two repositories, a mounted layer no image uses yet) is not one.
+    .filter((l) => l.repositories >= 2 && l.images > 0)
     .slice(0, TOP);
   ctx.body = {
     computedAt: u.computedAt,

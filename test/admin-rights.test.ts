@@ -100,6 +100,10 @@ t.test('admin API answers only what the caller may pull', async (t) => {
         const users = await api(url, `/berth/v1/blobs/${base.digest}/images`, { token });
         t.same([users.status, errorCode(users)], [404, 'BLOB_UNKNOWN'], 'a blob only hidden repositories use is unknown');
       }
+      // Usage: the shared base counts only visible repositories, even for a caller with the catalog's rights.
+      const usage = await api<{ sharedLayers: { digest: string; repositories: number; images: number }[]; repositories: { name: string }[] }>(url, '/berth/v1/usage', { token });
+      t.same(usage.body.sharedLayers.find((l) => l.digest === base.digest) ?? null, visible.length >= 2 ? { digest: base.digest, size: base.bytes.length, repositories: visible.length, images: visible.length } : null, 'usage: the shared layer as far as it is visible');
+      t.same(usage.body.repositories.map((r) => r.name).sort(), [...visible].sort(), 'usage: visible repositories only');
       const catalog = await api<{ repositories: string[] }>(url, '/v2/_catalog', { token: await tokenFor(user, ['registry:catalog:*']) });
       if (catalog.status === 200) t.same(catalog.body.repositories, [...visible].sort(), 'the catalog agrees');
     });
