@@ -122,6 +122,7 @@ class Fill {
   readonly done: Promise<void>;
   private readonly clients: PassThrough[] = [];
   private flowing = false;
+  private body?: http.IncomingMessage;
   private answered!: (h: { size?: number } | undefined) => void;
 
   constructor(
@@ -172,6 +173,8 @@ class Fill {
     const renew = setInterval(() => void held.renew().catch(() => undefined), LEASE_TTL_MS / 3);
     try {
       const res = await this.upstream.request('GET', this.remote, `blobs/${this.d.value}`);
+      this.body = res;
+      if (this.blobs.closing) res.destroy(new Error('berth is shutting down'));
       if (res.statusCode !== 200) throw await this.upstream.refusal(res, `blob ${this.d.value} of ${this.remote}`);
       const length = res.headers['content-length'] === undefined ? undefined : Number(res.headers['content-length']);
       this.answered({ size: length });
@@ -229,10 +232,15 @@ class Fill {
     }
   }
 
+  /** Stop the upstream transfer (at shutdown): the fill fails and leaves nothing behind. */
+  abort(): void {
+    this.body?.destroy(new Error('berth is shutting down'));
+  }
+
   /** Another replica fetches: done when the blob is stored, or its lease is gone (the caller then tries again). */
   private async waitForOther(): Promise<void> {
     const { store } = this.blobs;
-    for (;;) {
+    while (!this.blobs.closing) {
       await sleep(POLL_MS);
       if ((await store.globalBlobSize(this.d)) !== undefined) return;
       const lease = await readLease(store.driver, leasePath(this.d));
@@ -243,6 +251,8 @@ class Fill {
 
 export class ProxyBlobs {
   private readonly fills = new Map<string, Fill>();
+  /** Set at shutdown: fills stop. */
+  closing = false;
 
   constructor(
     readonly store: ContentStore,
@@ -308,6 +318,13 @@ export class ProxyBlobs {
       if (await this.linked(t.local, digest)) return next();
     }
     throw err('UNAVAILABLE', `blob ${digest} could not be fetched from the upstream ${label}; retry`);
+  }
+
+  /** At shutdown, after the requests drained: fills still running (their clients left) stop and clean up. */
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const f of this.fills.values()) f.abort();
+    await Promise.allSettled([...this.fills.values()].map((f) => f.done));
   }
 
   private start(t: Target, d: Digest, upstream: Upstream): Fill {

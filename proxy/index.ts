@@ -29,7 +29,7 @@ export interface Proxy {
   upstreamFor(name: string): { prefix: string; remoteurl: string } | undefined;
   /** Under the collector's lease, before a scheduled GC run: expire cached images (see expiry.ts). */
   beforeGc(holder: string): Promise<void>;
-  /** Flush pull times, close upstream connections. */
+  /** Stop fills still running (cleaning up after them), flush pull times, close upstream connections. */
   close(): Promise<void>;
 }
 
@@ -165,6 +165,7 @@ export function createProxy(opts: ProxyOptions): Proxy | undefined {
       }
     },
     async close() {
+      await blobs.close();
       await pulls?.close();
       for (const u of upstreams.values()) u.close();
     },

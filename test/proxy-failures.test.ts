@@ -143,3 +143,22 @@ t.test("the upstream's RateLimit-Remaining is exported, and at 0 berth waits for
   await new Promise((r) => setTimeout(r, 2100));
   t.equal((await get(`hub/library/counted/blobs/${img.layer}`)).status, 200, 'then pulls go on');
 });
+
+t.test('shutdown during a fill whose client left: berth stops the fill, leaves no upload behind and exits 0', async (t) => {
+  const img = await seedImage('library/shutdown', '1', 24 * MiB, 'shutdown');
+  const config = path.join(tempDir(), 'config.yml');
+  fs.writeFileSync(config, ['berth:', '  proxies:', '    - prefix: hub', `      remoteurl: ${front.url}`, ''].join('\n'));
+  const b = await startBerth({ config, env: { REGISTRY_HTTP_DRAINTIMEOUT: '1s' } });
+  const client = new AbortController();
+  const res = await fetch(`${b.url}/v2/hub/library/shutdown/blobs/${img.layer}`, { signal: client.signal });
+  t.equal(res.status, 200);
+  await new Promise((r) => setTimeout(r, 500));
+  client.abort(); // the fill goes on without its client
+  await new Promise((r) => setTimeout(r, 200));
+  const t0 = Date.now();
+  t.equal(await b.stop(), 0, 'exit 0');
+  t.ok(Date.now() - t0 < 10_000, 'without waiting for the whole blob');
+  const uploads = path.join(b.root, 'docker/registry/v2/repositories/hub/library/shutdown/_uploads');
+  t.same(fs.existsSync(uploads) ? fs.readdirSync(uploads) : [], [], 'no upload session left');
+  t.notOk(fs.existsSync(path.join(b.root, 'docker/registry/v2/blobs/sha256', img.layer.slice(7, 9), img.layer.slice(7))), 'no blob');
+});
