@@ -22,6 +22,7 @@ import { matchRoute, type RouteKind } from './routes/match';
 import { referrers } from './routes/referrers';
 import { tags } from './routes/tags';
 import { uploads } from './routes/uploads';
+import { externalPrefix } from './routes/util';
 
 const RESOURCES: Record<RouteKind, Resource> = { base, catalog, blob: blobs, upload: uploads, manifest: manifests, tags, referrers };
 
@@ -60,6 +61,14 @@ export function createApp(opts: AppOptions): Koa<State> {
 
   const metricsPath = opts.config.http.debug.prometheus.path;
   const serveMetrics = opts.metrics && opts.serveMetrics !== false;
+  // Behind a proxy that forwards /prefix/..., requests are served as if at / (and URLs we send carry it).
+  const prefix = externalPrefix(opts.config);
+  if (prefix) {
+    app.use((ctx, next) => {
+      if (ctx.path.startsWith(`${prefix}/`)) ctx.path = ctx.path.slice(prefix.length);
+      return next();
+    });
+  }
   app.use(sendfile(opts.config.berth.sendfile));
   app.use(
     observe({

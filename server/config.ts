@@ -6,25 +6,11 @@ import fs from 'node:fs';
 import YAML from 'yaml';
 import type { AuthConfig, TokenServerConfig } from '../auth/config';
 import type { S3DriverOptions } from '../storage/drivers/s3';
+import type { UrlPolicy } from '../storage/manifest';
 import { isValidName } from '../storage/names';
+import { applyDefaults, applyEnv, bool, coerceObject, ConfigError, dur, ignored, int, obj, printable, str, type Field, type Findings } from './schema';
 
-export type Field =
-  | { kind: 'string'; default?: string; secret?: boolean; enum?: readonly string[] }
-  | { kind: 'int'; default?: number; min?: number }
-  | { kind: 'bool'; default?: boolean }
-  | { kind: 'duration'; default?: string } // Go syntax ("10s", "1h30m"); stored as milliseconds
-  | { kind: 'stringlist'; secret?: boolean }
-  | { kind: 'object'; fields: Record<string, Field> }
-  | { kind: 'map'; of: Field } // free-form keys
-  | { kind: 'list'; of: Field }
-  | { kind: 'ignored'; why: string }; // distribution keys we accept and do not use
-
-const str = (d?: string, extra: Partial<{ secret: boolean; enum: readonly string[] }> = {}): Field => ({ kind: 'string', default: d, ...extra });
-const int = (d?: number, min?: number): Field => ({ kind: 'int', default: d, min });
-const bool = (d?: boolean): Field => ({ kind: 'bool', default: d });
-const dur = (d?: string): Field => ({ kind: 'duration', default: d });
-const obj = (fields: Record<string, Field>): Field => ({ kind: 'object', fields });
-const ignored = (why: string): Field => ({ kind: 'ignored', why });
+export { ConfigError, formatDuration, parseDuration, type Field } from './schema';
 
 /** Storage drivers; exactly one may be configured. */
 export const STORAGE_DRIVERS = ['filesystem', 's3'] as const;
@@ -52,6 +38,7 @@ export const SCHEMA: Record<string, Field> = {
   }),
   storage: obj({
     filesystem: obj({ rootdirectory: str(), maxthreads: ignored('Node.js does file I/O on its own thread pool') }),
+    inmemory: ignored('berth has no in-memory driver; it stores on the filesystem (storage.filesystem.rootdirectory, default ./data)'),
     s3: obj({
       bucket: str(),
       region: str(),
@@ -92,8 +79,10 @@ export const SCHEMA: Record<string, Field> = {
     }),
   }),
   http: obj({
-    addr: str(':5000'),
+    addr: str(':5000', { check: addrProblem }),
     net: str('tcp', { enum: ['tcp'] }),
+    // The path berth is served under behind a proxy (distribution's "/path/"); requests there are served as at /.
+    prefix: str(undefined, { check: (p) => (p.startsWith('/') ? undefined : 'must be a path starting with "/", e.g. /registry/') }),
     host: str(),
     secret: ignored('upload state lives in the store; there is nothing to sign'),
     relativeurls: bool(false),
@@ -101,7 +90,7 @@ export const SCHEMA: Record<string, Field> = {
     headers: { kind: 'map', of: { kind: 'stringlist' } },
     tls: obj({ certificate: str(), key: str(), clientcas: { kind: 'stringlist' }, minimumtls: str(undefined, { enum: ['tls1.2', 'tls1.3'] }) }),
     // Unlike distribution, metrics are on by default: on the main listener, or only on debug.addr when set.
-    debug: obj({ addr: str(), prometheus: obj({ enabled: bool(true), path: str('/metrics') }) }),
+    debug: obj({ addr: str(undefined, { check: addrProblem }), prometheus: obj({ enabled: bool(true), path: str('/metrics') }) }),
     http2: ignored('berth serves HTTP/1.1'),
   }),
   health: obj({
@@ -122,7 +111,7 @@ export const SCHEMA: Record<string, Field> = {
   }),
   // berth's token service: in-process with `serve`, or alone with `berth token-server`.
   tokenserver: obj({
-    addr: str(':5001'),
+    addr: str(':5001', { check: addrProblem }),
     path: str('/token'),
     issuer: str(),
     key: str(),
@@ -156,6 +145,19 @@ export const SCHEMA: Record<string, Field> = {
       }),
     },
   }),
+  // distribution's manifest validation: URLs of (foreign) layers must match an allow pattern, if any, and no deny pattern.
+  validation: obj({
+    enabled: bool(),
+    disabled: bool(false),
+    manifests: obj({
+      urls: obj({ allow: { kind: 'stringlist' }, deny: { kind: 'stringlist' } }),
+      indexes: ignored('berth always requires every child of an index to be in the repository'),
+    }),
+  }),
+  redis: ignored('berth caches in process memory (berth.linkcachettl, berth.manifestcachesize); no Redis is needed'),
+  middleware: ignored('berth has no middleware plugins; blob GETs on S3 redirect to presigned URLs unless storage.redirect.disable'),
+  reporting: ignored('berth reports through its JSON logs and Prometheus metrics (http.debug.prometheus)'),
+  compatibility: ignored('berth serves no schema 1 manifests, so there is nothing to sign or convert'),
   berth: obj({
     // How long tag and link lookups are trusted before re-reading the store (other replicas may change them).
     linkcachettl: dur('1s'),
@@ -215,6 +217,7 @@ export interface Config {
   http: {
     addr: string;
     net: 'tcp';
+    prefix?: string;
     host?: string;
     relativeurls: boolean;
     draintimeout: number;
@@ -241,6 +244,7 @@ export interface Config {
       queuesize: number;
     }>;
   };
+  validation: { enabled?: boolean; disabled: boolean; manifests: { urls: { allow?: string[]; deny?: string[] } } };
   berth: {
     linkcachettl: number;
     manifestcachesize: number;
@@ -264,134 +268,23 @@ export interface Config {
   };
 }
 
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
-
-const UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** Parse a Go duration ("1h30m", "500ms") to milliseconds. Bare numbers are Go's nanoseconds. */
-export function parseDuration(v: unknown, where: string): number {
-  if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return v / 1e6;
-  if (typeof v !== 'string' || !/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$|^0$/.test(v.trim())) {
-    throw new ConfigError(`${where}: "${String(v)}" is not a duration (e.g. 30s, 10m, 24h)`);
-  }
-  let ms = 0;
-  for (const m of v.trim().matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) ms += Number(m[1]) * UNITS[m[2]];
-  return ms;
-}
-
-function coerce(field: Field, value: unknown, where: string, warnings: string[]): unknown {
-  switch (field.kind) {
-    case 'ignored':
-      warnings.push(`${where} is accepted for compatibility with distribution but not used: ${field.why}`);
-      return undefined;
-    case 'string':
-      if (typeof value === 'number' || typeof value === 'boolean') value = String(value);
-      if (typeof value !== 'string') throw new ConfigError(`${where} must be a string`);
-      if (field.enum && !field.enum.includes(value)) throw new ConfigError(`${where} must be one of ${field.enum.join(', ')} (got "${value}")`);
-      return value;
-    case 'int': {
-      const n = typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
-      if (typeof n !== 'number' || !Number.isInteger(n)) throw new ConfigError(`${where} must be an integer`);
-      if (field.min !== undefined && n < field.min) throw new ConfigError(`${where} must be at least ${field.min}`);
-      return n;
-    }
-    case 'bool':
-      if (value === 'true' || value === true) return true;
-      if (value === 'false' || value === false) return false;
-      throw new ConfigError(`${where} must be true or false`);
-    case 'duration':
-      return parseDuration(value, where);
-    case 'stringlist':
-      if (typeof value === 'string') return [value];
-      if (!Array.isArray(value) || value.some((x) => typeof x !== 'string')) throw new ConfigError(`${where} must be a list of strings`);
-      return value;
-    case 'list':
-      if (!Array.isArray(value)) throw new ConfigError(`${where} must be a list`);
-      return value.map((x, i) => coerce(field.of, x, `${where}[${i}]`, warnings));
-    case 'map': {
-      if (!value || typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`${where} must be a mapping`);
-      const out: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(value)) out[k] = coerce(field.of, v, `${where}.${k}`, warnings);
-      return out;
-    }
-    case 'object': {
-      if (value === null || value === undefined || value === '') value = {};
-      if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`${where} must be a mapping`);
-      return coerceObject(field.fields, value as Record<string, unknown>, where, warnings);
-    }
-  }
-}
-
-function coerceObject(fields: Record<string, Field>, value: Record<string, unknown>, where: string, warnings: string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) {
-    const key = k.toLowerCase();
-    const f = fields[key];
-    const path = where ? `${where}.${key}` : key;
-    if (!f) {
-      const known = Object.keys(fields).join(', ');
-      throw new ConfigError(`unknown configuration key "${path}"${known ? ` (known keys here: ${known})` : ''}`);
-    }
-    const c = coerce(f, v, path, warnings);
-    if (c !== undefined) out[key] = c;
-  }
-  return out;
-}
-
-/** Fill in defaults for every object (present or not) and every scalar with a default. */
-function applyDefaults(fields: Record<string, Field>, value: Record<string, unknown>, skip: (path: string) => boolean, where = ''): void {
-  for (const [k, f] of Object.entries(fields)) {
-    const path = where ? `${where}.${k}` : k;
-    if (skip(path)) continue;
-    if (f.kind === 'object') {
-      const child = (value[k] ?? {}) as Record<string, unknown>;
-      applyDefaults(f.fields, child, skip, path);
-      value[k] = child;
-    } else if (f.kind === 'list' && f.of.kind === 'object' && Array.isArray(value[k])) {
-      const { fields } = f.of;
-      (value[k] as Record<string, unknown>[]).forEach((item, i) => applyDefaults(fields, item, skip, `${path}[${i}]`));
-    } else if (value[k] === undefined && 'default' in f && f.default !== undefined) {
-      value[k] = f.kind === 'duration' ? parseDuration(f.default, path) : f.default;
-    }
-  }
-}
-
-function setPath(target: Record<string, unknown>, keys: string[], v: unknown): void {
-  let o = target;
-  for (const k of keys.slice(0, -1)) {
-    if (!o[k] || typeof o[k] !== 'object') o[k] = {};
-    o = o[k] as Record<string, unknown>;
-  }
-  o[keys[keys.length - 1]] = v;
-}
-
-/** Map REGISTRY_A_B_C onto schema keys, matching greedily so keys containing '_' work too. */
-function envPath(fields: Record<string, Field>, parts: string[]): { keys: string[]; field: Field } | undefined {
-  for (let n = parts.length; n >= 1; n--) {
-    const key = parts.slice(0, n).join('_').toLowerCase();
-    const f = fields[key];
-    if (!f) continue;
-    if (n === parts.length) return { keys: [key], field: f };
-    if (f.kind === 'object') {
-      const rest = envPath(f.fields, parts.slice(n));
-      if (rest) return { keys: [key, ...rest.keys], field: rest.field };
-    }
-    if (f.kind === 'map') return { keys: [key, parts.slice(n).join('_').toLowerCase()], field: f.of };
-  }
-  return undefined;
-}
-
 export interface LoadedConfig {
   config: Config;
   warnings: string[];
 }
 
 export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const { config, warnings, errors } = readConfig(file, env);
+  if (errors.length) throw new ConfigError(errors);
+  return { config, warnings };
+}
+
+/**
+ * The config with every problem collected, not thrown: keys and values that are
+ * wrong are left out (their defaults apply), so further checks can still run.
+ * A file that cannot be read or parsed is thrown.
+ */
+export function readConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): LoadedConfig & { errors: string[] } {
   let raw: Record<string, unknown> = {};
   if (file) {
     let text: string;
@@ -407,27 +300,22 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
     }
     if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`config file ${file} must hold a mapping`);
   }
-  return fromObject(raw, env);
+  return collect(raw, env);
 }
 
 export function fromObject(raw: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
-  const warnings: string[] = [];
-  const config = coerceObject(SCHEMA, raw, '', warnings);
-  for (const [name, value] of Object.entries(env)) {
-    if (!name.startsWith('REGISTRY_') || value === undefined) continue;
-    const found = envPath(SCHEMA, name.slice('REGISTRY_'.length).split('_'));
-    if (!found) throw new ConfigError(`environment variable ${name} does not name a configuration key`);
-    const where = `${name} (${found.keys.join('.')})`;
-    let v: unknown = value;
-    if (found.field.kind === 'object' || found.field.kind === 'map' || found.field.kind === 'list') v = YAML.parse(value);
-    const c = coerce(found.field, v, where, warnings);
-    if (c !== undefined) setPath(config, found.keys, c);
-  }
+  const { config, warnings, errors } = collect(raw, env);
+  if (errors.length) throw new ConfigError(errors);
+  return { config, warnings };
+}
+
+function collect(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): LoadedConfig & Findings {
+  const f: Findings = { errors: [], warnings: [] };
+  const config = coerceObject(SCHEMA, raw, '', f);
+  applyEnv(SCHEMA, config, env, (text) => YAML.parse(text), f);
   const storage = (config.storage ?? {}) as Record<string, unknown>;
   const drivers = STORAGE_DRIVERS.filter((d) => storage[d] !== undefined);
-  if (drivers.length > 1) {
-    throw new ConfigError(`storage: only one storage driver may be configured, found ${drivers.join(' and ')}`);
-  }
+  if (drivers.length > 1) f.errors.push(`storage: only one storage driver may be configured, found ${drivers.join(' and ')}`);
   if (drivers.length === 0) storage.filesystem = { rootdirectory: './data' };
   config.storage = storage;
   // Defaults for drivers apply only to the one that is configured; optional sections stay absent unless given.
@@ -437,55 +325,68 @@ export function fromObject(raw: Record<string, unknown>, env: NodeJS.ProcessEnv 
     config,
     (p) => STORAGE_DRIVERS.some((d) => p === `storage.${d}` && storage[d] === undefined) || (OPTIONAL_SECTIONS.includes(p) && !present(p)),
   );
-  const fsConf = storage.filesystem as { rootdirectory?: string } | undefined;
-  if (fsConf && !fsConf.rootdirectory) throw new ConfigError('storage.filesystem.rootdirectory is required');
-  const s3 = storage.s3 as Partial<S3DriverOptions> | undefined;
-  if (s3) {
-    for (const k of ['bucket', 'region'] as const) if (!s3[k]) throw new ConfigError(`storage.s3.${k} is required`);
-    if (Boolean(s3.accesskey) !== Boolean(s3.secretkey)) {
-      throw new ConfigError('storage.s3: set both accesskey and secretkey, or neither (to use the AWS credential chain)');
-    }
-    if (s3.maxuploadparts! > 10_000) throw new ConfigError('storage.s3.maxuploadparts must be at most 10000');
-  }
-  const berth = config.berth as Config['berth'];
-  if (berth.blobcache.rootdirectory && !s3) {
-    throw new ConfigError('berth.blobcache keeps S3 blobs on local disk; with storage.filesystem they are local already');
-  }
-  const idx = berth.index;
-  if (idx.pollinterval < 100 || idx.reconcileinterval < 100) throw new ConfigError('berth.index.pollinterval and reconcileinterval must be at least 100ms');
-  // A replica starting from a snapshot replays the feed since it: the feed must outlive a snapshot.
-  if (idx.feedretention < idx.snapshotinterval + 120_000) throw new ConfigError('berth.index.feedretention must exceed berth.index.snapshotinterval by at least 2m');
-  checkEndpoints(config as unknown as Config);
-  checkProxies(config as unknown as Config);
-  return { config: config as unknown as Config, warnings };
+  checkValues(config as unknown as Config, f.errors);
+  return { config: config as unknown as Config, ...f };
 }
 
-function checkEndpoints(config: Config): void {
+/** Rules that span keys; each failure is collected, not thrown. */
+function checkValues(config: Config, errors: string[]): void {
+  const { storage } = config;
+  if (storage.filesystem && !storage.filesystem.rootdirectory) errors.push('storage.filesystem.rootdirectory is required');
+  const s3 = storage.s3 as Partial<S3DriverOptions> | undefined;
+  if (s3) {
+    for (const k of ['bucket', 'region'] as const) if (!s3[k]) errors.push(`storage.s3.${k} is required`);
+    if (Boolean(s3.accesskey) !== Boolean(s3.secretkey)) {
+      errors.push('storage.s3: set both accesskey and secretkey, or neither (to use the AWS credential chain)');
+    }
+    if (s3.maxuploadparts! > 10_000) errors.push('storage.s3.maxuploadparts must be at most 10000');
+  }
+  if (config.berth.blobcache.rootdirectory && !s3) {
+    errors.push('berth.blobcache keeps S3 blobs on local disk; with storage.filesystem they are local already');
+  }
+  const idx = config.berth.index;
+  if (idx.pollinterval < 100 || idx.reconcileinterval < 100) errors.push('berth.index.pollinterval and reconcileinterval must be at least 100ms');
+  // A replica starting from a snapshot replays the feed since it: the feed must outlive a snapshot.
+  if (idx.feedretention < idx.snapshotinterval + 120_000) errors.push('berth.index.feedretention must exceed berth.index.snapshotinterval by at least 2m');
+  for (const which of ['allow', 'deny'] as const) {
+    for (const [i, re] of (config.validation.manifests.urls[which] ?? []).entries()) {
+      try {
+        new RegExp(re);
+      } catch (e) {
+        errors.push(`validation.manifests.urls.${which}[${i}] is not a regular expression: ${(e as Error).message}`);
+      }
+    }
+  }
+  checkEndpoints(config, errors);
+  checkProxies(config, errors);
+}
+
+function checkEndpoints(config: Config, errors: string[]): void {
   const names = new Set<string>();
   (config.notifications.endpoints ?? []).forEach((e, i) => {
     const where = `notifications.endpoints[${i}]`;
-    if (!e.name) throw new ConfigError(`${where}.name is required`);
-    if (names.has(e.name)) throw new ConfigError(`${where}.name "${e.name}" is used twice`);
+    if (!e.name) errors.push(`${where}.name is required`);
+    else if (names.has(e.name)) errors.push(`${where}.name "${e.name}" is used twice`);
     names.add(e.name);
-    let url: URL;
+    let url: URL | undefined;
     try {
       url = new URL(e.url ?? '');
     } catch {
-      throw new ConfigError(`${where}.url must be an http(s) URL (got "${e.url ?? ''}")`);
+      // reported below
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${where}.url must be an http(s) URL (got "${e.url}")`);
+    if (url?.protocol !== 'http:' && url?.protocol !== 'https:') errors.push(`${where}.url must be an http(s) URL (got "${e.url ?? ''}")`);
   });
 }
 
-function httpURL(v: string | undefined, where: string): URL {
+/** An error message unless v is an http(s) URL. */
+function httpURLProblem(v: string | undefined, where: string): string | undefined {
   let url: URL | undefined;
   try {
     url = new URL(v ?? '');
   } catch {
     url = undefined;
   }
-  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw new ConfigError(`${where} must be an http(s) URL (got "${v ?? ''}")`);
-  return url;
+  return !url || (url.protocol !== 'http:' && url.protocol !== 'https:') ? `${where} must be an http(s) URL (got "${v ?? ''}")` : undefined;
 }
 
 /** Is `name` a repository of the pull-through cache with this prefix ('' for distribution's `proxy:`: every name)? */
@@ -497,58 +398,55 @@ export function cachedRepositories(config: Config): (name: string) => boolean {
   return (name) => prefixes.some((p) => inPrefix(p, name));
 }
 
-function checkProxies(config: Config): void {
+function checkProxies(config: Config, errors: string[]): void {
+  const push = (e: string | undefined) => e && errors.push(e);
   if (config.proxy) {
-    httpURL(config.proxy.remoteurl, 'proxy.remoteurl');
-    if (config.berth.proxies?.length) throw new ConfigError('proxy makes the whole registry a mirror of one upstream; use berth.proxies alone to mirror several beside hosted repositories');
+    push(httpURLProblem(config.proxy.remoteurl, 'proxy.remoteurl'));
+    if (config.berth.proxies?.length) errors.push('proxy makes the whole registry a mirror of one upstream; use berth.proxies alone to mirror several beside hosted repositories');
   }
   const seen = new Map<string, string>();
   (config.berth.proxies ?? []).forEach((p, i) => {
     const where = `berth.proxies[${i}]`;
-    httpURL(p.remoteurl, `${where}.remoteurl`);
-    if (!p.prefix || !isValidName(p.prefix)) throw new ConfigError(`${where}.prefix must be a repository name such as "dockerhub" (got "${p.prefix ?? ''}")`);
+    push(httpURLProblem(p.remoteurl, `${where}.remoteurl`));
+    if (!p.prefix || !isValidName(p.prefix)) {
+      errors.push(`${where}.prefix must be a repository name such as "dockerhub" (got "${p.prefix ?? ''}")`);
+      return;
+    }
     for (const [other, w] of seen) {
-      if (other === p.prefix || other.startsWith(`${p.prefix}/`) || p.prefix.startsWith(`${other}/`)) {
-        throw new ConfigError(`${where}.prefix "${p.prefix}" overlaps ${w}'s "${other}"`);
-      }
+      if (other === p.prefix || other.startsWith(`${p.prefix}/`) || p.prefix.startsWith(`${other}/`)) errors.push(`${where}.prefix "${p.prefix}" overlaps ${w}'s "${other}"`);
     }
     seen.set(p.prefix, where);
-    if (p.ns !== undefined && config.berth.proxies!.some((q, j) => j < i && q.ns === p.ns)) throw new ConfigError(`${where}.ns "${p.ns}" is used twice`);
+    if (p.ns !== undefined && config.berth.proxies!.some((q, j) => j < i && q.ns === p.ns)) errors.push(`${where}.ns "${p.ns}" is used twice`);
   });
 }
 
-const MASK = '********';
-
-/** The effective settings with secrets masked, for `berth config check`. */
+/** The effective settings for `berth config check`: secrets masked, durations as written ("30s"). */
 export function maskSecrets(value: unknown, fields: Record<string, Field> = SCHEMA): unknown {
-  if (!value || typeof value !== 'object' || Array.isArray(value)) return value;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = maskValue(fields[k], v);
-  return out;
-}
-
-function maskValue(f: Field | undefined, v: unknown): unknown {
-  if (!f || v === undefined || v === null) return v;
-  switch (f.kind) {
-    case 'string':
-      return f.secret && v ? MASK : v;
-    case 'stringlist':
-      return f.secret && Array.isArray(v) ? v.map(() => MASK) : v;
-    case 'object':
-      return maskSecrets(v, f.fields);
-    case 'list':
-      return Array.isArray(v) ? v.map((x) => maskValue(f.of, x)) : v;
-    case 'map':
-      return typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, maskValue(f.of, x)])) : v;
-    default:
-      return v;
-  }
+  return printable(value, fields);
 }
 
 /** Split "host:port" / ":port" into what net.Server.listen takes. */
 export function parseAddr(addr: string): { host?: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(addr.trim());
-  if (!m) throw new ConfigError(`http.addr "${addr}" must be HOST:PORT or :PORT`);
+  if (!m || Number(m[3]) > 65535) throw new ConfigError(`"${addr}" must be HOST:PORT or :PORT (e.g. :5000, 127.0.0.1:5000)`);
   const host = m[1] ?? m[2];
   return { host: host || undefined, port: Number(m[3]) };
+}
+
+/** A schema check for listen addresses: what serve would refuse is refused when the config is loaded. */
+function addrProblem(addr: string): string | undefined {
+  try {
+    parseAddr(addr);
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/** validation.manifests.urls as the store applies it; none when validation is off or no pattern is set (berth's default accepts every URL). */
+export function layerUrlPolicy(config: Config): UrlPolicy | undefined {
+  const v = config.validation;
+  const { allow = [], deny = [] } = v.manifests.urls;
+  if (v.disabled || v.enabled === false || (!allow.length && !deny.length)) return undefined;
+  return { allow: allow.map((re) => new RegExp(re)), deny: deny.map((re) => new RegExp(re)) };
 }

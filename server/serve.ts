@@ -17,7 +17,8 @@ import { BlobCache } from '../storage/blobcache';
 import { ContentStore } from '../storage/store';
 import { createApp } from './app';
 import { malformed, rawMalformedResponse, refuseMalformed } from './malformed';
-import { parseAddr, type Config } from './config';
+import { errorBody } from './errors';
+import { layerUrlPolicy, parseAddr, type Config } from './config';
 import { healthRoutes, Readiness } from './health';
 import type { Logger } from './log';
 import { Metrics } from './metrics';
@@ -58,6 +59,7 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
     linkCacheTtlMs: config.berth.linkcachettl,
     manifestCacheBytes: config.berth.manifestcachesize,
     blobCache,
+    layerUrls: layerUrlPolicy(config),
   });
   metrics?.bindStore(store);
   const readiness = new Readiness(driver, () => store.index.status());

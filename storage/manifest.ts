@@ -38,6 +38,8 @@ export interface ParsedManifest {
   manifests: Digest[];
   /** The size each descriptor of `blobs` and `manifests` declares, in the same order. */
   sizes: { blobs: number[]; manifests: number[] };
+  /** URLs the layers name (foreign layers), checked against validation.manifests.urls. */
+  urls: string[];
   subject?: Descriptor;
   artifactType?: string;
   annotations?: Record<string, string>;
@@ -115,10 +117,36 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined, st
     const needed = [config, ...layers.filter((l) => !(FOREIGN_LAYER.test(l.mediaType) && l.urls?.length))];
     const blobs = needed.map((d) => parseDigest(d.digest));
     const sizes = { blobs: needed.map((d) => d.size), manifests: [] };
-    return { mediaType, blobs, manifests: [], sizes, subject, artifactType: artifactType ?? config.mediaType, annotations };
+    const urls = layers.flatMap((l) => (Array.isArray(l.urls) ? l.urls : []));
+    return { mediaType, blobs, manifests: [], sizes, urls, subject, artifactType: artifactType ?? config.mediaType, annotations };
   }
   if (!Array.isArray(m.manifests)) invalid('manifests must be an array');
   const children = (m.manifests as unknown[]).map((c, i) => descriptor(c, `manifests[${i}]`, strict));
   const sizes = { blobs: [], manifests: children.map((c) => c.size) };
-  return { mediaType, blobs: [], manifests: children.map((c) => parseDigest(c.digest)), sizes, subject, artifactType, annotations };
+  return { mediaType, blobs: [], manifests: children.map((c) => parseDigest(c.digest)), sizes, urls: [], subject, artifactType, annotations };
+}
+
+/** distribution's validation.manifests.urls: patterns a layer URL must match (any of allow) and must not (any of deny). */
+export interface UrlPolicy {
+  allow?: RegExp[];
+  deny?: RegExp[];
+}
+
+/** Refuse layer URLs the policy does not admit, as distribution does: http(s) only, no fragment, allowed and not denied. */
+export function checkLayerUrls(urls: string[], policy: UrlPolicy): void {
+  for (const u of urls) {
+    let url: URL | undefined;
+    try {
+      url = new URL(u);
+    } catch {
+      // refused below
+    }
+    const ok =
+      url !== undefined &&
+      (url.protocol === 'http:' || url.protocol === 'https:') &&
+      !url.hash &&
+      (!policy.allow?.length || policy.allow.some((re) => re.test(u))) &&
+      !policy.deny?.some((re) => re.test(u));
+    if (!ok) invalid('a layer URL is not allowed by the registry (validation.manifests.urls)', { url: u });
+  }
 }

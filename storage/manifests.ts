@@ -11,7 +11,7 @@ import type { StoreIndex } from './index/index';
 import { references } from './index/rebuild';
 import { intentKey } from './lease';
 import type { CacheStats, Links } from './links';
-import { MAX_MANIFEST_SIZE, parseManifest } from './manifest';
+import { checkLayerUrls, MAX_MANIFEST_SIZE, parseManifest, type UrlPolicy } from './manifest';
 import { checkName, checkTag, isValidTag } from './names';
 import { paths } from './paths';
 import { listOrEmpty } from './repositories';
@@ -39,6 +39,8 @@ export interface ManifestStoreParts {
   /** The writer's half of the GC protocol (storage/GC.md). */
   settle(keys: string[], recheck: () => Promise<boolean>): Promise<void>;
   checkDelete(): void;
+  /** validation.manifests.urls: what URLs a manifest's layers may name; unchecked when absent. */
+  layerUrls?: UrlPolicy;
 }
 
 export class Manifests {
@@ -126,6 +128,7 @@ export class Manifests {
     }
     // A client's push is held to the strict rules; an upstream's manifest is cached as it is served.
     const parsed = parseManifest(bytes, contentType, !opts.lazy);
+    if (this.s.layerUrls && !opts.lazy) checkLayerUrls(parsed.urls, this.s.layerUrls);
     // What the image uses, for the index, whether or not it is here yet.
     const refs = [...parsed.blobs, ...parsed.manifests];
     if (opts.lazy) parsed.blobs = parsed.manifests = [];

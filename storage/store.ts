@@ -10,7 +10,7 @@ import { err } from './errors';
 import { intentKey, waitForSweeps } from './lease';
 import { Links, type CacheStats } from './links';
 import { Listings, type Page } from './listings';
-import { MAX_MANIFEST_SIZE, type Descriptor } from './manifest';
+import { MAX_MANIFEST_SIZE, type Descriptor, type UrlPolicy } from './manifest';
 import { Manifests, type ManifestContent, type PutManifestResult } from './manifests';
 import { checkName, isValidName } from './names';
 import { paths } from './paths';
@@ -36,6 +36,8 @@ export interface StoreOptions {
   /** Blob content kept on local disk (for a backend across the network). */
   blobCache?: BlobCache;
   index?: Partial<IndexOptions>;
+  /** validation.manifests.urls: what URLs a manifest's layers may name; unchecked when absent. */
+  layerUrls?: UrlPolicy;
 }
 
 export const defaultStoreOptions: StoreOptions = {
@@ -94,6 +96,7 @@ export class ContentStore {
         rememberSize: (digest, size) => this.blobSizes.set(digest, size),
         settle: (keys, recheck) => this.settle(keys, recheck),
         checkDelete: () => this.checkDelete(),
+        layerUrls: this.opts.layerUrls,
       },
       this.links,
       this.opts.manifestCacheBytes,

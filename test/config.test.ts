@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { ConfigError, fromObject, loadConfig, maskSecrets, parseAddr, parseDuration } from '../server/config';
+import { ConfigError, formatDuration, fromObject, loadConfig, maskSecrets, parseAddr, parseDuration } from '../server/config';
 import { tempDir } from './helpers/berth';
 
 t.test('defaults: filesystem store in ./data on :5000', async (t) => {
@@ -104,6 +104,23 @@ t.test('durations and addresses', async (t) => {
   t.same(parseAddr('127.0.0.1:5001'), { host: '127.0.0.1', port: 5001 });
   t.same(parseAddr('[::1]:5002'), { host: '::1', port: 5002 });
   t.throws(() => parseAddr('5000'), ConfigError);
+  t.throws(() => parseAddr(':70000'), ConfigError);
+  for (const [ms, text] of [[0, '0s'], [250, '250ms'], [30_000, '30s'], [5_400_000, '1h30m'], [604_800_000, '168h'], [1.5, '1ms500us'], [90_061_001, '25h1m1s1ms']] as const) {
+    t.equal(formatDuration(ms), text, `${ms} ms prints as ${text}`);
+    t.equal(parseDuration(text, 'x'), ms, `${text} reads back as ${ms} ms`);
+  }
+});
+
+t.test('every problem is reported, not only the first', async (t) => {
+  let e: ConfigError | undefined;
+  try {
+    fromObject({ htp: {}, http: { addr: '5000', adr: 1 }, log: { level: 'loud' }, storage: { delete: { enabled: 'maybe' } } }, { REGISTRY_NOPE: 'x' });
+  } catch (err) {
+    e = err as ConfigError;
+  }
+  t.ok(e instanceof ConfigError);
+  t.equal(e?.errors.length, 6, String(e?.message));
+  t.match(e?.message, /unknown configuration key "htp"[^]*http\.addr: "5000"[^]*"http\.adr"[^]*log\.level[^]*storage\.delete\.enabled[^]*REGISTRY_NOPE/);
 });
 
 t.test('secrets are masked', async (t) => {

@@ -47,7 +47,7 @@ notifications:
   const eff = YAML.parse(r.stdout);
   t.equal(eff.http.addr, '127.0.0.1:6000', 'environment overrides are applied');
   t.same(eff.notifications.endpoints[0].headers, { Authorization: ['********'], 'X-Team': ['********'] }, 'header values are masked');
-  t.match(eff.notifications.endpoints[0], { name: 'audit', url: 'https://hooks.example.com/registry', backoff: 2000, timeout: 1000, threshold: 3, queuesize: 1000, disabled: false });
+  t.match(eff.notifications.endpoints[0], { name: 'audit', url: 'https://hooks.example.com/registry', backoff: '2s', timeout: '1s', threshold: 3, queuesize: 1000, disabled: false });
   t.match(eff.http.debug.prometheus, { enabled: true, path: '/metrics' });
 });
 
