@@ -24,53 +24,94 @@ export interface Policy {
   rules: Rule[];
 }
 
-function parseGrant(v: unknown, where: string): Map<string, Set<string>> {
+function parseGrant(v: unknown, where: string, errors: string[]): Map<string, Set<string>> {
   if (v === null || v === undefined) return new Map();
-  if (typeof v !== 'object' || Array.isArray(v)) throw new Error(`${where}: expected principal: [actions]`);
+  if (typeof v !== 'object' || Array.isArray(v)) {
+    errors.push(`${where}: expected principal: [actions]`);
+    return new Map();
+  }
   const grant = new Map<string, Set<string>>();
   for (const [who, acts] of Object.entries(v)) {
-    if (!Array.isArray(acts)) throw new Error(`${where}.${who}: expected a list of actions`);
+    if (!Array.isArray(acts)) {
+      errors.push(`${where}.${who}: expected a list of actions`);
+      continue;
+    }
     const set = new Set<string>();
     for (const a of acts) {
       if (a === '*') ACTIONS.forEach((x) => set.add(x));
       else if ((ACTIONS as readonly string[]).includes(a)) set.add(a);
-      else throw new Error(`${where}.${who}: unknown action "${a}" (pull, push, delete or *)`);
+      else errors.push(`${where}.${who}: unknown action "${a}" (pull, push, delete or *)`);
     }
     grant.set(who, set);
   }
   return grant;
 }
 
-function principals(v: unknown, where: string): string[] {
+function principals(v: unknown, where: string, errors: string[]): string[] {
   if (v === undefined || v === null) return [];
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new Error(`${where}: expected a list`);
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) {
+    errors.push(`${where}: expected a list`);
+    return [];
+  }
   return v;
 }
 
-export function parsePolicy(text: string): Policy {
-  const doc = (YAML.parse(text) ?? {}) as Record<string, unknown>;
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new Error('expected a mapping');
-  for (const k of Object.keys(doc)) {
-    if (!['admins', 'catalog', 'default', 'rules'].includes(k)) throw new Error(`unknown key "${k}"`);
+/** Why a repository pattern can never work as meant, or undefined. */
+function patternProblem(p: string): string | undefined {
+  if (!/^[a-z0-9._/*?{}-]+$/.test(p)) return 'only lowercase letters, digits, . _ - / and the wildcards * ** ? {user} may appear';
+  if (/[{}]/.test(p.replaceAll('{user}', ''))) return 'braces may only hold {user}';
+  if (p.includes('***')) return '"***" is not a wildcard: * matches within a component, ** across them';
+  if (p.startsWith('/') || p.endsWith('/') || p.includes('//')) return 'a repository name has no empty path component (leading, trailing or double "/")';
+  return undefined;
+}
+
+/** Parse a policy file, collecting every problem (unknown keys, bad patterns, unknown actions). */
+export function readPolicy(text: string): { policy?: Policy; errors: string[] } {
+  const errors: string[] = [];
+  let doc: Record<string, unknown>;
+  try {
+    doc = (YAML.parse(text) ?? {}) as Record<string, unknown>;
+  } catch (e) {
+    return { errors: [`not valid YAML: ${(e as Error).message}`] };
   }
-  const rawRules = doc.rules ?? [];
-  if (!Array.isArray(rawRules)) throw new Error('rules: expected a list');
-  const rules = rawRules.map((r: Record<string, unknown>, i: number): Rule => {
+  if (typeof doc !== 'object' || Array.isArray(doc)) return { errors: ['expected a mapping'] };
+  for (const k of Object.keys(doc)) {
+    if (!['admins', 'catalog', 'default', 'rules'].includes(k)) errors.push(`unknown key "${k}" (known: admins, catalog, default, rules)`);
+  }
+  let rawRules = doc.rules ?? [];
+  if (!Array.isArray(rawRules)) {
+    errors.push('rules: expected a list');
+    rawRules = [];
+  }
+  const rules: Rule[] = [];
+  (rawRules as Record<string, unknown>[]).forEach((r, i) => {
     const where = `rules[${i}]`;
-    if (!r || typeof r.repository !== 'string' || !r.repository) throw new Error(`${where}: "repository" pattern required`);
-    for (const k of Object.keys(r)) {
-      if (!['repository', 'grant', 'services'].includes(k)) throw new Error(`${where}: unknown key "${k}"`);
+    if (!r || typeof r !== 'object' || typeof r.repository !== 'string' || !r.repository) {
+      errors.push(`${where}: "repository" pattern required`);
+      return;
     }
-    if (!/^[a-z0-9._/*?{}-]+$/.test(r.repository)) throw new Error(`${where}: invalid pattern "${r.repository}"`);
-    const services = r.services === undefined ? undefined : principals(r.services, `${where}.services`);
-    return { pattern: r.repository, services, grant: parseGrant(r.grant, `${where}.grant`), order: i };
+    for (const k of Object.keys(r)) {
+      if (!['repository', 'grant', 'services'].includes(k)) errors.push(`${where}: unknown key "${k}" (known: repository, grant, services)`);
+    }
+    const problem = patternProblem(r.repository);
+    if (problem) errors.push(`${where}: invalid pattern "${r.repository}": ${problem}`);
+    const services = r.services === undefined ? undefined : principals(r.services, `${where}.services`, errors);
+    rules.push({ pattern: r.repository, services, grant: parseGrant(r.grant, `${where}.grant`, errors), order: i });
   });
-  return {
-    admins: principals(doc.admins, 'admins'),
-    catalog: doc.catalog === undefined ? ['authenticated'] : principals(doc.catalog, 'catalog'),
-    default: parseGrant(doc.default, 'default'),
+  const policy: Policy = {
+    admins: principals(doc.admins, 'admins', errors),
+    catalog: doc.catalog === undefined ? ['authenticated'] : principals(doc.catalog, 'catalog', errors),
+    default: parseGrant(doc.default, 'default', errors),
     rules,
   };
+  return errors.length ? { errors } : { policy, errors };
+}
+
+/** A valid policy, or an Error listing every problem. */
+export function parsePolicy(text: string): Policy {
+  const { policy, errors } = readPolicy(text);
+  if (!policy) throw new Error(errors.join('; '));
+  return policy;
 }
 
 const globCache = new Map<string, RegExp>();

@@ -14,22 +14,26 @@ import type { Logger } from './log';
 import type { Metrics } from './metrics';
 import { createProgress, formatBytes } from './progress';
 
+/** The retention policies, or a ConfigError listing every problem in them. */
 export function retentionPolicies(config: Config): RetentionPolicy[] {
-  return (config.berth.gc.retention ?? []).map((p, i) => {
+  const errors: string[] = [];
+  const policies = (config.berth.gc.retention ?? []).map((p, i) => {
     const where = `berth.gc.retention[${i}]`;
-    if (!p.repository) throw new ConfigError(`${where}.repository is required (a name pattern, e.g. "team/*")`);
+    if (!p.repository) errors.push(`${where}.repository is required (a name pattern, e.g. "team/*")`);
     if (p.keeptags !== undefined) {
       try {
         new RegExp(p.keeptags);
       } catch (e) {
-        throw new ConfigError(`${where}.keeptags is not a regular expression: ${(e as Error).message}`);
+        errors.push(`${where}.keeptags is not a regular expression: ${(e as Error).message}`);
       }
     }
     if (p.keeplatest === undefined && p.keeptags === undefined && p.untaggedage === undefined) {
-      throw new ConfigError(`${where} sets none of keeplatest, keeptags, untaggedage`);
+      errors.push(`${where} sets none of keeplatest, keeptags, untaggedage`);
     }
-    return { repository: p.repository, keeplatest: p.keeplatest, keeptags: p.keeptags, untaggedage: p.untaggedage };
+    return { repository: p.repository ?? '', keeplatest: p.keeplatest, keeptags: p.keeptags, untaggedage: p.untaggedage };
   });
+  if (errors.length) throw new ConfigError(errors);
+  return policies;
 }
 
 export class LeaseHeldError extends Error {

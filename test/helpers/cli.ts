@@ -9,9 +9,10 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], root: string | undefined, env: Record<string, string> = {}, timeoutMs = 120_000): Promise<CliResult> {
+export function runCli(args: string[], root: string | undefined, env: Record<string, string> = {}, timeoutMs = 120_000, cwd?: string): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [CLI, ...args], {
+      cwd,
       env: { ...process.env, ...(root !== undefined && { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root }), REGISTRY_LOG_LEVEL: 'warn', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
