@@ -6,7 +6,7 @@ import { err, RegistryError } from '../storage/errors';
 import type { ContentStore } from '../storage/store';
 import type { Config } from './config';
 import { allowAll, type Ctx, type Deps, type Resource, type Source, type State } from './context';
-import { errorBody, sendError, toRegistryError } from './errors';
+import { errorBody, sendError, storageRefused, toRegistryError } from './errors';
 import { healthRoutes, type ReadyStatus } from './health';
 import type { Logger } from './log';
 import type { Metrics } from './metrics';
@@ -93,6 +93,7 @@ export function createApp(opts: AppOptions): Koa<State> {
       const re = toRegistryError(e);
       // A failed flush is the disk failing, not the client: operators must hear of it.
       if (e instanceof WriteLostError) logger.error('storage lost written data', { requestId: ctx.state.requestId, error: e.message });
+      if (storageRefused(e)) logger.error('storage refused a write', { requestId: ctx.state.requestId, error: (e as Error).message });
       if (re) {
         sendError(ctx, re);
       } else {

@@ -46,6 +46,13 @@ export function toRegistryError(e: unknown): RegistryError | undefined {
     return new RegistryError('BLOB_UPLOAD_INVALID', 'the client closed the connection before the body was complete');
   }
   if (code === 'ENOSPC') return new RegistryError('UNAVAILABLE', 'storage is full');
+  if (storageRefused(e)) return new RegistryError('UNAVAILABLE', 'storage refused the write (permissions or a read-only mount); retry once an operator has fixed it');
   if (e instanceof WriteLostError) return new RegistryError('UNAVAILABLE', 'storage failed to keep the data written; retry (an upload starts over)');
   return undefined;
+}
+
+/** The store refused an operation (a directory berth may not write, a read-only mount): the operator's to fix. */
+export function storageRefused(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  return code === 'EACCES' || code === 'EPERM' || code === 'EROFS';
 }

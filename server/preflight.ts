@@ -4,13 +4,17 @@
 // tokens. `berth config check` runs the same, so it refuses what serve refuses.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import tls from 'node:tls';
 import { setupAuth } from '../auth/index';
 import { parseHtpasswd } from '../auth/htpasswd';
 import { parseCertificates } from '../auth/keys';
 import { readPolicy } from '../auth/policy';
 import { parseUsers } from '../auth/users';
+import type { StorageDriver } from '../storage/driver';
+import { probeStore } from '../storage/probe';
 import { parseAddr, type Config } from './config';
+import type { Logger } from './log';
 import { retentionPolicies } from './maintenance';
 import { ConfigError, type Findings } from './schema';
 
@@ -145,4 +149,57 @@ export function preflight(config: Config): Findings {
     f.errors.push(...e.errors);
   }
   return f;
+}
+
+/** The store's place, for messages: a directory, or s3://bucket/prefix. */
+export function storeLocation(config: Config): string {
+  const { s3, filesystem } = config.storage;
+  return s3 ? `s3://${s3.bucket}/${(s3.rootdirectory ?? '').replace(/^\/+/, '')}` : path.resolve(filesystem!.rootdirectory);
+}
+
+/** Where the store is, what auth guards it, whether it takes deletes: for the start-up log line and messages. */
+export function storeSummary(config: Config): Record<string, unknown> {
+  const { storage, auth, tokenserver } = config;
+  const where = storage.s3
+    ? { storage: 's3', bucket: storage.s3.bucket, rootdirectory: storage.s3.rootdirectory || '/', endpoint: storage.s3.regionendpoint || `AWS ${storage.s3.region}` }
+    : { storage: 'filesystem', rootdirectory: path.resolve(storage.filesystem!.rootdirectory) };
+  const mode = auth?.token ? 'token' : auth?.htpasswd ? 'htpasswd' : 'none (anyone may pull, push and delete)';
+  return {
+    ...where,
+    auth: mode,
+    ...(tokenserver && { tokenService: tokenserver.path }),
+    deletes: storage.delete.enabled,
+    readOnly: storage.maintenance.readonly.enabled,
+  };
+}
+
+/** Bounds the start-up probe: a store that takes longer for a small write is not one to serve from. */
+const PROBE_TIMEOUT_MS = 10_000;
+
+/**
+ * Refuse to start on a store berth cannot write (or, read-only, cannot read), with
+ * a message that says what to do. An S3 store that is down or slow only warns: the
+ * registry starts not ready and recovers when the store does.
+ */
+export async function checkStore(driver: StorageDriver, config: Config, logger: Logger): Promise<void> {
+  const readOnly = config.storage.maintenance.readonly.enabled;
+  const where = storeLocation(config);
+  const s3 = Boolean(config.storage.s3);
+  try {
+    await probeStore(driver, { write: !readOnly, timeoutMs: PROBE_TIMEOUT_MS });
+  } catch (e) {
+    const { code, message } = e as Error & { code?: string };
+    if (s3 && (code === 'TIMEOUT' || code === 'StorageUnavailableError')) {
+      logger.warn('store not answering at start; /readyz reports it until it does', { store: where, error: message });
+      return;
+    }
+    const uid = process.getuid?.();
+    const fix = readOnly
+      ? 'check that the store exists and berth may read it'
+      : `give berth (uid ${uid}) write access to it, or set storage.maintenance.readonly.enabled: true to serve it read-only`;
+    if (code === 'TIMEOUT') {
+      throw new Error(`the store at ${where} did not answer a small ${readOnly ? 'read' : 'write'} within ${PROBE_TIMEOUT_MS / 1000}s: a registry cannot be served from it (is it under /proc, or a mount that hangs?)`);
+    }
+    throw new Error(`the store at ${where} cannot be ${readOnly ? 'read' : 'written'}: ${message} (${fix})`);
+  }
 }

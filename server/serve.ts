@@ -25,6 +25,7 @@ import { Metrics } from './metrics';
 import { Notifier } from './notifications';
 import { scheduleGc } from './maintenance';
 import { uiAssets } from '../ui/static';
+import { checkStore, storeLocation, storeSummary } from './preflight';
 
 export interface Running {
   server: http.Server | https.Server;
@@ -39,7 +40,13 @@ export interface Running {
 
 export async function serve(config: Config, logger: Logger): Promise<Running> {
   const metrics = config.http.debug.prometheus.enabled ? new Metrics() : undefined;
-  const raw = createDriver(config.storage);
+  let raw: ReturnType<typeof createDriver>;
+  try {
+    raw = createDriver(config.storage);
+  } catch (e) {
+    throw new Error(`cannot open the store at ${storeLocation(config)}: ${(e as Error).message}`);
+  }
+  await checkStore(raw, config, logger);
   const driver = metrics ? instrumentDriver(raw, metrics.storage) : raw;
   const blobCache = config.berth.blobcache.rootdirectory ? new BlobCache(config.berth.blobcache) : undefined;
   if (blobCache) logger.info('blob cache', { rootdirectory: config.berth.blobcache.rootdirectory, ...(await blobCache.open()) });
@@ -131,7 +138,7 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
   });
 
   await listen(server, config.http.addr);
-  logger.info('listening', { addr: config.http.addr, tls: Boolean(tls.certificate), storage: driver.name });
+  logger.info('listening', { addr: config.http.addr, tls: Boolean(tls.certificate), ...storeSummary(config) });
 
   // Health and metrics on their own listener, which stays up while the main one drains.
   let debugServer: http.Server | undefined;

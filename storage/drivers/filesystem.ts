@@ -18,6 +18,29 @@ import {
 
 export interface FilesystemOptions {
   rootdirectory: string;
+  /** A registry that never writes (storage.maintenance.readonly): the root is not created, and only reading it is checked. */
+  readonly?: boolean;
+}
+
+/**
+ * mkdir -p without Node's recursive mkdir, which loops forever (at full CPU)
+ * where mkdir answers ENOENT below a parent that exists, as under /proc.
+ */
+function makeDirs(dir: string): void {
+  try {
+    fs.mkdirSync(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' && fs.statSync(dir).isDirectory()) return;
+    const parent = path.dirname(dir);
+    if (code !== 'ENOENT' || parent === dir) throw e;
+    makeDirs(parent);
+    try {
+      fs.mkdirSync(dir); // ENOENT again with the parent there: this place takes no directories
+    } catch (e2) {
+      if ((e2 as NodeJS.ErrnoException).code !== 'EEXIST') throw e2;
+    }
+  }
 }
 
 // Small appends are gathered into one write() of up to this many bytes.
@@ -61,9 +84,12 @@ export class FilesystemDriver implements StorageDriver {
   /** Files whose background datasync failed after their writer closed, with the error. */
   private readonly lostSyncs = new Map<string, unknown>();
 
+  private readonly readOnly: boolean;
+
   constructor(opts: FilesystemOptions) {
     this.root = path.resolve(opts.rootdirectory);
-    fs.mkdirSync(this.root, { recursive: true });
+    this.readOnly = opts.readonly ?? false;
+    if (!this.readOnly) makeDirs(this.root);
   }
 
   private full(p: string): string {
@@ -210,7 +236,7 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   async healthCheck(): Promise<void> {
-    await fsp.access(this.root, fs.constants.R_OK | fs.constants.W_OK);
+    await fsp.access(this.root, this.readOnly ? fs.constants.R_OK : fs.constants.R_OK | fs.constants.W_OK);
   }
 
   async close(): Promise<void> {}
