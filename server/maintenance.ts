@@ -9,7 +9,7 @@ import { createDriver } from '../storage/factory';
 import { collectGarbage, type GcOptions, type GcReport, type RetentionPolicy } from '../storage/gc';
 import { Lease, newHolderId } from '../storage/lease';
 import { verifyStore } from '../storage/verify';
-import { cachedRepositories, ConfigError, parseDuration, type Config } from './config';
+import { cachedRepositories, ConfigError, formatDuration, parseDuration, type Config } from './config';
 import type { Logger } from './log';
 import type { Metrics } from './metrics';
 import { createProgress, formatBytes } from './progress';
@@ -83,9 +83,19 @@ export function summarizeGc(r: GcReport): string {
     `kept ${r.manifestsKept} manifests, ${r.blobsKept} blobs in ${r.repositories} repositories` +
     (r.uploads ? `; ${r.uploads.purged} stale uploads ${r.dryRun ? 'to purge' : 'purged'}` : '') +
     (r.rescued ? `; ${r.rescued} spared (in use again)` : '') +
+    heldBack(r) +
     (r.incomplete ? '; INCOMPLETE (sweep budget exhausted)' : '') +
     ` (${(r.totalMs / 1000).toFixed(1)}s)`
   );
+}
+
+/** "; 3 layer links, 2 blobs (1.2 KiB) younger than --min-age 1h kept", or "" when min-age held nothing back. */
+function heldBack(r: GcReport): string {
+  const y = r.young;
+  const n = (count: number, what: string) => (count ? [`${count} ${what}${count === 1 ? '' : 's'}`] : []);
+  const parts = [...n(y.tags, 'tag'), ...n(y.manifests, 'manifest'), ...n(y.layerLinks, 'layer link'), ...n(y.blobs, 'blob')];
+  if (y.blobs) parts[parts.length - 1] += ` (${formatBytes(y.blobBytes)})`;
+  return parts.length ? `; ${parts.join(', ')} younger than --min-age ${formatDuration(r.minAgeMs)} kept` : '';
 }
 
 // ---- command line -------------------------------------------------------
@@ -134,7 +144,7 @@ export async function cmdGc(args: string[], load: Load): Promise<number> {
   const purge = config.storage.maintenance.uploadpurging;
   if (purge.enabled) opts.purge = { olderThanMs: purge.age, dryRun: purge.dryrun || Boolean(opts.dryRun) };
   const progress = createProgress();
-  opts.onProgress = (p) => progress.update(p.phase, p.done, p.total);
+  opts.onProgress = (p) => progress.update(p.phase, p.done, p.total, p.unit);
   let report: GcReport;
   try {
     report = await withDriver(config, (driver) => runGc(driver, config, opts));
@@ -171,8 +181,9 @@ export async function cmdVerify(args: string[], load: Load): Promise<number> {
   const flags = parseFlags(args, ['--config'], ['--repair', '--json']);
   const config = load(flags.values['--config']);
   const progress = createProgress();
+  const repair = flags.switches.has('--repair');
   const report = await withDriver(config, (driver) =>
-    verifyStore(driver, { repair: flags.switches.has('--repair'), lazy: cachedRepositories(config), concurrency: config.berth.gc.concurrency, onProgress: (phase, d, t) => progress.update(phase, d, t) }),
+    verifyStore(driver, { repair, lazy: cachedRepositories(config), concurrency: config.berth.gc.concurrency, onProgress: (phase, d, t, unit) => progress.update(phase, d, t, unit) }),
   );
   progress.done();
   const unrepaired = report.problems.filter((p) => !p.repaired).length;
@@ -185,11 +196,17 @@ export async function cmdVerify(args: string[], load: Load): Promise<number> {
         repo = p.repository;
         process.stdout.write(`${repo ?? '(blob store)'}:\n`);
       }
-      process.stdout.write(`  ${p.kind.padEnd(16)} ${p.image ? `${p.image} ` : ''}${p.digest}: ${p.detail}${p.repaired ? ' [removed]' : ''}\n`);
+      process.stdout.write(`  ${p.kind.padEnd(16)} ${p.image ? `${p.image} ` : ''}${p.digest}: ${p.detail}${p.action ? ` [${p.action}]` : ''}\n`);
+    }
+    if (report.repush.length) {
+      // A corrupt blob still in place would make a client skip uploading it: repair first.
+      process.stdout.write(`images to push again, the store no longer holds all of their content${repair ? '' : ' (after verify --repair removed what is corrupt)'}:\n`);
+      for (const r of report.repush) process.stdout.write(`  ${r.image}: ${r.reasons.join('; ')}\n`);
     }
     process.stdout.write(
       `verify: ${report.blobs} blobs (${formatBytes(report.bytesHashed)}) re-hashed, ${report.manifests} manifests in ${report.repositories} repositories; ` +
-        `${report.problems.length} problems${report.repaired ? `, ${report.repaired} repaired` : ''} (${(report.ms / 1000).toFixed(1)}s)\n`,
+        `${report.problems.length} problems${report.repaired ? `, ${report.repaired} repaired` : ''}` +
+        `${report.repush.length ? `; ${report.repush.length} image${report.repush.length === 1 ? '' : 's'} to push again` : ''} (${(report.ms / 1000).toFixed(1)}s)\n`,
     );
   }
   return unrepaired ? 1 : 0;
@@ -200,9 +217,14 @@ export function usageTable(u: Usage): string {
   const head = ['REPOSITORY', 'IMAGES', 'LOGICAL', 'UNIQUE'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]) => r.map((c, i) => (i ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ') + '\n';
+  const blobs = (n: number) => `${n} blob${n === 1 ? '' : 's'}`;
+  const unique = u.repositories.reduce((n, r) => n + r.uniqueBytes, 0);
   return (
     line(head) +
     rows.map(line).join('') +
+    'LOGICAL: tagged images as clients see them. UNIQUE: bytes only that repository uses (deleting it frees them).\n' +
+    `stored ${formatBytes(u.storedBytes)} = ${formatBytes(unique)} unique + ${formatBytes(u.sharedBytes)} shared by 2+ repositories (${blobs(u.sharedBlobs)})` +
+    ` + ${formatBytes(u.unreferencedBytes)} unreferenced (${blobs(u.unreferencedBlobs)}, gc removes them)\n` +
     `du: ${formatBytes(u.logicalBytes)} as clients see it, ${formatBytes(u.storedBytes)} stored in ${u.blobs} blobs; dedup ratio ${u.dedupRatio.toFixed(2)} (${(u.ms / 1000).toFixed(1)}s)\n`
   );
 }
@@ -211,7 +233,7 @@ export async function cmdDu(args: string[], load: Load): Promise<number> {
   const flags = parseFlags(args, ['--config'], ['--json']);
   const config = load(flags.values['--config']);
   const progress = createProgress();
-  const usage = await withDriver(config, (driver) => diskUsage(driver, { concurrency: config.berth.gc.concurrency, onProgress: (d, t) => progress.update('repositories', d, t) }));
+  const usage = await withDriver(config, (driver) => diskUsage(driver, { concurrency: config.berth.gc.concurrency, onProgress: (d, t) => progress.update('repositories', d, t, 'repositories') }));
   progress.done();
   process.stdout.write(flags.switches.has('--json') ? JSON.stringify(usage, null, 2) + '\n' : usageTable(usage));
   return 0;

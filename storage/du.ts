@@ -2,7 +2,12 @@
 // visible. Logical bytes of a repository are the sizes of its tagged images
 // (each image counted whole: manifest, config, layers; an index with its
 // children), summed over distinct tagged manifests. Stored bytes are the blob
-// store's files, each counted once however many repositories use it.
+// store's files, each counted once however many repositories use it, and they
+// add up: a repository uses a blob it links (a layer link or a manifest
+// revision); a blob one repository alone uses is that repository's unique
+// bytes (what deleting it would free), one that two or more use is shared, one
+// that none uses is unreferenced (what gc removes). So
+//   sum of uniqueBytes + sharedBytes + unreferencedBytes = storedBytes.
 import { isNotFound, type StorageDriver } from './driver';
 import { paths } from './paths';
 import { forEachLimit } from './pool';
@@ -15,8 +20,9 @@ export interface RepoUsage {
   tags: number;
   /** Sum over the repository's images of their full size. */
   logicalBytes: number;
-  /** Bytes of the distinct blobs (manifests included) its images use. */
+  /** Bytes of the blobs (manifests included) that only this repository uses: what deleting it would free. */
   uniqueBytes: number;
+  uniqueBlobs: number;
   /** Blobs its images reference that the store does not hold. */
   missingBlobs: number;
 }
@@ -26,6 +32,12 @@ export interface Usage {
   logicalBytes: number;
   storedBytes: number;
   blobs: number;
+  /** Blobs two or more repositories use. */
+  sharedBytes: number;
+  sharedBlobs: number;
+  /** Blobs no repository uses (gc removes them once older than its min-age). */
+  unreferencedBytes: number;
+  unreferencedBlobs: number;
   /** logical / stored (1 when nothing is stored). */
   dedupRatio: number;
   computedAt: string;
@@ -55,9 +67,16 @@ export async function diskUsage(driver: StorageDriver, opts: { concurrency?: num
   const [sizes, repos] = await Promise.all([blobSizes(driver), listRepositories(driver)]);
   const refs = new RefsCache(driver);
   const out: RepoUsage[] = [];
+  // Blob -> the one repository that uses it, or SHARED once a second one does.
+  const SHARED = '';
+  const owner = new Map<string, string>();
   let done = 0;
   await forEachLimit(repos, Math.max(1, conc >> 2), async (name) => {
     const state = await scanRepository(driver, name, conc);
+    for (const d of [...state.layers, ...state.revisions]) {
+      const o = owner.get(d);
+      owner.set(d, o === undefined || o === name ? name : SHARED);
+    }
     const images = [...new Set(state.tags.values())].filter((d) => state.revisions.has(d));
     const repoBlobs = new Set<string>();
     let logical = 0;
@@ -76,26 +95,34 @@ export async function diskUsage(driver: StorageDriver, opts: { concurrency?: num
         repoBlobs.add(d);
       }
     }
-    let unique = 0;
-    let missing = 0;
-    for (const d of repoBlobs) {
-      const s = sizes.get(d);
-      if (s === undefined) missing++;
-      else unique += s;
-    }
-    out.push({ repository: name, images: images.length, tags: state.tags.size, logicalBytes: logical, uniqueBytes: unique, missingBlobs: missing });
+    const missing = [...repoBlobs].filter((d) => !sizes.has(d)).length;
+    out.push({ repository: name, images: images.length, tags: state.tags.size, logicalBytes: logical, uniqueBytes: 0, uniqueBlobs: 0, missingBlobs: missing });
     opts.onProgress?.(++done, repos.length);
   });
   out.sort((a, b) => a.repository.localeCompare(b.repository));
+  const byName = new Map(out.map((r) => [r.repository, r]));
+  const usage = { storedBytes: 0, sharedBytes: 0, sharedBlobs: 0, unreferencedBytes: 0, unreferencedBlobs: 0 };
+  for (const [d, size] of sizes) {
+    usage.storedBytes += size;
+    const o = owner.get(d);
+    if (o === undefined) {
+      usage.unreferencedBytes += size;
+      usage.unreferencedBlobs++;
+    } else if (o === SHARED) {
+      usage.sharedBytes += size;
+      usage.sharedBlobs++;
+    } else {
+      byName.get(o)!.uniqueBytes += size;
+      byName.get(o)!.uniqueBlobs++;
+    }
+  }
   const logicalBytes = out.reduce((n, r) => n + r.logicalBytes, 0);
-  let storedBytes = 0;
-  for (const s of sizes.values()) storedBytes += s;
   return {
     repositories: out,
     logicalBytes,
-    storedBytes,
+    ...usage,
     blobs: sizes.size,
-    dedupRatio: storedBytes ? logicalBytes / storedBytes : 1,
+    dedupRatio: usage.storedBytes ? logicalBytes / usage.storedBytes : 1,
     computedAt: new Date().toISOString(),
     ms: Date.now() - started,
   };

@@ -7,24 +7,20 @@ import { clearExpiredIntents, intentKey, SweepIntent, type Lease } from './lease
 import { paths } from './paths';
 import { forEachLimit, mapLimit } from './pool';
 import { purgeUploads, type PurgeResult } from './purge';
+import { compilePolicies, type CompiledPolicy, type RetentionPolicy } from './retention';
 import { blobDataPath, blobDirPath, listBlobs, listDigests, listRepositories, RefsCache, scanRepository, type Refs, type RepoState } from './scan';
 
-export interface RetentionPolicy {
-  /** Repository name pattern: '*' matches within a path component, '**' across components. */
-  repository: string;
-  /** Keep the N most recently pushed tags. */
-  keeplatest?: number;
-  /** Tags matching this regular expression (whole tag) are always kept. */
-  keeptags?: string;
-  /** Untagged manifests older than this (ms) are removed, as with --delete-untagged. */
-  untaggedage?: number;
-}
+export type { RetentionPolicy } from './retention';
 
 export interface GcProgress {
   phase: string;
   done: number;
   total: number;
+  /** What done and total count. */
+  unit: string;
 }
+
+const UNITS: Record<string, string> = { 'list blobs': 'blob directories', mark: 'repositories', 'sweep repositories': 'tags and links', 'sweep blobs': 'blobs' };
 
 export interface GcOptions {
   dryRun?: boolean;
@@ -60,6 +56,10 @@ export interface GcReport {
   rescued: number;
   /** A sweep ran out of its time budget; the rest waits for the next run. */
   incomplete?: boolean;
+  /** The run's --min-age (ms). */
+  minAgeMs: number;
+  /** What would have gone but is younger than --min-age: kept this run, a later run decides. */
+  young: { tags: number; manifests: number; layerLinks: number; blobs: number; blobBytes: number };
   uploads?: PurgeResult;
   phases: { name: string; ms: number }[];
   totalMs: number;
@@ -79,6 +79,8 @@ interface RepoPlan {
   /** The repository's links when planned. */
   layers: Set<string>;
   revisions: Set<string>;
+  /** Items kept only because they are younger than the cutoff. */
+  young: { tags: number; manifests: number; layers: number };
 }
 
 export class LeaseLostError extends Error {
@@ -87,19 +89,6 @@ export class LeaseLostError extends Error {
     this.name = 'LeaseLostError';
   }
 }
-
-export function globToRegExp(glob: string): RegExp {
-  const re = glob
-    .split(/(\*\*|\*)/)
-    .map((part) => (part === '**' ? '.*' : part === '*' ? '[^/]*' : part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')))
-    .join('');
-  return new RegExp(`^${re}$`);
-}
-
-function compilePolicies(policies: RetentionPolicy[] = []) {
-  return policies.map((p) => ({ ...p, name: globToRegExp(p.repository), keep: p.keeptags ? new RegExp(`^(?:${p.keeptags})$`) : undefined }));
-}
-type CompiledPolicy = ReturnType<typeof compilePolicies>[number];
 
 async function modTime(driver: StorageDriver, path: string): Promise<number | undefined> {
   try {
@@ -131,7 +120,7 @@ class Collector {
   }
 
   private progress(phase: string, done: number, total: number): void {
-    this.opts.onProgress?.({ phase, done, total });
+    this.opts.onProgress?.({ phase, done, total, unit: UNITS[phase] ?? 'items' });
   }
 
   private async phase<T>(name: string, fn: () => Promise<T>): Promise<T> {
@@ -155,6 +144,8 @@ class Collector {
       blobsDeleted: 0,
       bytesFreed: 0,
       rescued: 0,
+      minAgeMs: this.opts.minAgeMs,
+      young: { tags: 0, manifests: 0, layerLinks: 0, blobs: 0, blobBytes: 0 },
       phases: this.phases,
       totalMs: 0,
       removed: { tags: [], manifests: [], layerLinks: [], blobs: [] },
@@ -185,6 +176,9 @@ class Collector {
       report.tagsDeleted += p.dropTags.size;
       report.manifestsDeleted += p.dropRevisions.size;
       report.layerLinksDeleted += p.dropLayers.size;
+      report.young.tags += p.young.tags;
+      report.young.manifests += p.young.manifests;
+      report.young.layerLinks += p.young.layers;
       for (const [t] of p.dropTags) report.removed.tags.push(`${p.repo}:${t}`);
       for (const d of p.dropRevisions) report.removed.manifests.push(`${p.repo}@${d}`);
       for (const d of p.dropLayers) report.removed.layerLinks.push(`${p.repo}@${d}`);
@@ -205,13 +199,17 @@ class Collector {
     const repo = state.name;
     const policy = this.policyFor(repo);
 
+    const young = { tags: 0, manifests: 0, layers: 0 };
     const dropTags = new Map<string, string>();
     if (policy && (policy.keeplatest !== undefined || policy.keep)) {
       const candidates = [...state.tags.keys()].filter((t) => !policy.keep?.test(t));
       const times = await mapLimit(candidates, this.conc, (t) => modTime(driver, paths.tagCurrentLink(repo, t)));
       const byAge = candidates.map((t, i) => ({ t, at: times[i] ?? Infinity })).sort((a, b) => b.at - a.at || a.t.localeCompare(b.t));
       const keepN = policy.keeplatest ?? 0;
-      for (const { t, at } of byAge.slice(keepN)) if (at < this.cutoff) dropTags.set(t, state.tags.get(t)!);
+      for (const { t, at } of byAge.slice(keepN)) {
+        if (at < this.cutoff) dropTags.set(t, state.tags.get(t)!);
+        else if (at !== Infinity) young.tags++;
+      }
     }
 
     const revisions = [...state.revisions];
@@ -243,6 +241,10 @@ class Collector {
       const others = revisions.filter((d) => !kept.has(d));
       const times = await mapLimit(others, this.conc, (d) => modTime(driver, paths.revisionLink(repo, parseDigest(d))));
       // Young manifests are roots: a push in progress (index children before the index, a referrer before its tag).
+      // Those younger than --min-age first, to count what it held back (with what they reach).
+      const before = kept.size;
+      reach(others.filter((_, i) => times[i] !== undefined && times[i]! >= this.cutoff));
+      young.manifests = kept.size - before;
       reach(others.filter((_, i) => !(times[i]! < untaggedCutoff)));
       for (const d of revisions) if (!kept.has(d)) dropRevisions.add(d);
     }
@@ -252,7 +254,8 @@ class Collector {
     const loose = [...state.layers].filter((d) => !keptBlobs.has(d));
     const times = await mapLimit(loose, this.conc, (d) => modTime(driver, paths.layerLink(repo, parseDigest(d))));
     const dropLayers = new Set(loose.filter((_, i) => times[i]! < this.cutoff));
-    return { repo, dropTags, dropRevisions, dropLayers, keptRevisions: kept, keptBlobs, layers: state.layers, revisions: state.revisions };
+    young.layers = times.filter((t) => t !== undefined && t >= this.cutoff).length;
+    return { repo, dropTags, dropRevisions, dropLayers, keptRevisions: kept, keptBlobs, layers: state.layers, revisions: state.revisions, young };
   }
 
   private async checkLease(): Promise<void> {
@@ -363,6 +366,10 @@ class Collector {
     loose.forEach((d, i) => {
       const st = stats[i];
       if (st && st.modTime.getTime() < this.cutoff) candidates.set(d, st.size);
+      else if (st) {
+        report.young.blobs++;
+        report.young.blobBytes += st.size;
+      }
     });
     report.blobsKept = blobs.length - candidates.size;
     if (this.opts.dryRun || !candidates.size) {

@@ -2,7 +2,9 @@
 // tag, manifest revision and layer link of every repository, and report what is
 // corrupt or missing by repository and image. With repair, what is provably
 // broken goes: blobs whose content does not hash to their name, and links
-// (tags, revisions, layer links) that point at content the store does not hold.
+// (tags, revisions, layer links) that point at content the store does not hold;
+// a blob an image needs that is back in the store (and verifies) is linked
+// again. What only a client can restore is listed as images to push again.
 import { newHash, parseDigest, type Algorithm } from './digest';
 import { isNotFound, type StorageDriver } from './driver';
 import { blobSizes } from './du';
@@ -27,6 +29,8 @@ export interface Problem {
   digest: string;
   detail: string;
   repaired?: boolean;
+  /** What --repair did about it. */
+  action?: 'removed' | 'relinked';
 }
 
 export interface VerifyOptions {
@@ -40,7 +44,8 @@ export interface VerifyOptions {
   lazy?: (repo: string) => boolean;
   /** Links younger than this are not repaired: a commit in progress writes its link just before its data. */
   graceMs?: number;
-  onProgress?: (phase: string, done: number, total: number) => void;
+  /** unit: what done and total count ('bytes', or items such as 'repositories'). */
+  onProgress?: (phase: string, done: number, total: number, unit: string) => void;
 }
 
 export interface VerifyReport {
@@ -50,6 +55,8 @@ export interface VerifyReport {
   manifests: number;
   problems: Problem[];
   repaired: number;
+  /** Images whose content the store no longer holds in full: only pushing them again repairs them. */
+  repush: { image: string; reasons: string[] }[];
   ms: number;
 }
 
@@ -70,7 +77,7 @@ export async function verifyStore(driver: StorageDriver, opts: VerifyOptions = {
   const conc = opts.concurrency ?? 8;
   const grace = opts.graceMs ?? 60_000;
   const problems: Problem[] = [];
-  const report: VerifyReport = { blobs: 0, bytesHashed: 0, repositories: 0, manifests: 0, problems, repaired: 0, ms: 0 };
+  const report: VerifyReport = { blobs: 0, bytesHashed: 0, repositories: 0, manifests: 0, problems, repaired: 0, repush: [], ms: 0 };
   // A link younger than the grace period may belong to a commit in progress
   // (links are written just before their data): neither reported nor repaired.
   const recent = async (path: string) => {
@@ -88,6 +95,7 @@ export async function verifyStore(driver: StorageDriver, opts: VerifyOptions = {
       if (!isNotFound(e)) throw e;
     });
     p.repaired = true;
+    p.action = 'removed';
     report.repaired++;
   };
 
@@ -100,7 +108,7 @@ export async function verifyStore(driver: StorageDriver, opts: VerifyOptions = {
     const actual = await hashOf(driver, d);
     report.blobs++;
     report.bytesHashed += sizes.get(d)!;
-    opts.onProgress?.('hash', report.bytesHashed, total);
+    opts.onProgress?.('hash', report.bytesHashed, total, 'bytes');
     if (actual === undefined) {
       gone.add(d);
     } else if (actual !== d) {
@@ -119,6 +127,18 @@ export async function verifyStore(driver: StorageDriver, opts: VerifyOptions = {
   await forEachLimit(repos, Math.max(1, conc >> 2), async (repo) => {
     const s = await scanRepository(driver, repo, conc);
     const lazy = opts.lazy?.(repo) ?? false;
+    // A blob this repository's images need, held and verified, but not linked (e.g. restored after
+    // a repair removed its link): linking it again is what a push of it would do.
+    const relinked = new Map<string, Promise<void>>();
+    const relink = async (b: string, p: Problem) => {
+      problems.push(p);
+      if (!opts.repair) return;
+      if (!relinked.has(b)) relinked.set(b, driver.putContent(paths.layerLink(repo, parseDigest(b)), Buffer.from(b)));
+      await relinked.get(b);
+      p.repaired = true;
+      p.action = 'relinked';
+      report.repaired++;
+    };
     const names = new Map<string, string[]>();
     for (const [t, d] of s.tags) names.set(d, [...(names.get(d) ?? []), t]);
     const image = (d: string) => (names.has(d) ? names.get(d)!.map((t) => `${repo}:${t}`).join(', ') : `${repo}@${d}`);
@@ -148,7 +168,7 @@ export async function verifyStore(driver: StorageDriver, opts: VerifyOptions = {
         if (!held(b)) {
           problems.push({ kind: corrupt.has(b) ? 'corrupt-blob' : 'missing-blob', repository: repo, image: image(d), digest: b, detail: corrupt.has(b) ? 'layer or config is corrupt' : 'layer or config is missing from the store' });
         } else if (!s.layers.has(b)) {
-          problems.push({ kind: 'unlinked-blob', repository: repo, image: image(d), digest: b, detail: 'the repository does not link this layer or config' });
+          await relink(b, { kind: 'unlinked-blob', repository: repo, image: image(d), digest: b, detail: 'the repository does not link this layer or config' });
         }
       }
       for (const c of r.children) {
@@ -161,9 +181,30 @@ export async function verifyStore(driver: StorageDriver, opts: VerifyOptions = {
       if (held(d) || (corrupt.has(d) && !opts.repair) || (await recent(paths.layerLink(repo, dd)))) return;
       await remove(paths.layerLinkDir(repo, dd), { kind: 'dangling-link', repository: repo, digest: d, detail: 'layer link to a blob the store does not hold' });
     });
-    opts.onProgress?.('repositories', ++done, repos.length);
+    opts.onProgress?.('repositories', ++done, repos.length, 'repositories');
   });
+  report.repush = needsPush(problems);
   problems.sort((a, b) => (a.repository ?? '').localeCompare(b.repository ?? '') || (a.image ?? '').localeCompare(b.image ?? '') || a.digest.localeCompare(b.digest));
   report.ms = Date.now() - started;
   return report;
+}
+
+/** Problems only a client can repair, by image: its content is gone or was never whole. */
+function needsPush(problems: Problem[]): VerifyReport['repush'] {
+  const what: Partial<Record<ProblemKind, string>> = {
+    'corrupt-blob': 'corrupt',
+    'missing-blob': 'missing',
+    'missing-manifest': 'manifest missing',
+    'invalid-manifest': 'manifest unreadable',
+    'missing-child': 'index child missing',
+  };
+  const byImage = new Map<string, string[]>();
+  for (const p of problems) {
+    if (!p.image || !what[p.kind]) continue;
+    const reason = `${p.digest} ${what[p.kind]}`;
+    const list = byImage.get(p.image) ?? [];
+    if (!list.includes(reason)) list.push(reason);
+    byImage.set(p.image, list);
+  }
+  return [...byImage].sort(([a], [b]) => a.localeCompare(b)).map(([image, reasons]) => ({ image, reasons }));
 }

@@ -1,5 +1,6 @@
 // berth verify: a flipped byte and a deleted blob are found and attributed to
-// their repository and image; --repair removes what is provably broken.
+// their repository and image; --repair removes what is provably broken, links
+// again what is back, and lists the images only a push can repair.
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
@@ -53,7 +54,7 @@ t.test('verify finds a flipped byte and a deleted blob, by repository and image'
 
   const text = await runCli(['verify'], root);
   t.match(text.stdout, /a\/app:\n.*corrupt-blob\s+a\/app:v1 sha256:/);
-  t.match(text.stdout, /problems \(/);
+  t.match(text.stdout, /; 4 problems; 2 images to push again \(/);
 
   const repair = await runCli(['verify', '--repair', '--json'], root);
   const repaired = JSON.parse(repair.stdout) as VerifyReport;
@@ -66,4 +67,36 @@ t.test('verify finds a flipped byte and a deleted blob, by repository and image'
   const after = JSON.parse((await runCli(['verify', '--json'], root)).stdout) as VerifyReport;
   t.notOk(after.problems.some((p) => p.kind === 'corrupt-blob' && !p.repository), 'no corrupt blob remains');
   t.ok(after.problems.every((p) => p.kind === 'missing-blob'), `what remains are the images missing a blob: ${after.problems.map((p) => p.kind)}`);
+});
+
+t.test('verify --repair re-links a blob that is back, and says plainly what needs a push', async (t) => {
+  const root = tempDir('berth-verify-');
+  const { fixture } = await buildFixture(new FilesystemDriver({ rootdirectory: root }));
+  const other = fixture.kept.find((i) => i.repo === 'b/app')!; // b/app:latest
+  const lost = other.blobs[3]; // its own layer
+  const file = path.join(root, paths.blobData(parseDigest(lost.digest)));
+  fs.rmSync(path.dirname(file), { recursive: true });
+  ageTree(root, 600);
+
+  const repair = await runCli(['verify', '--repair'], root);
+  t.equal(repair.code, 1, 'the image stays broken');
+  t.match(repair.stdout, /dangling-link\s+sha256:\S+: layer link to a blob the store does not hold \[removed\]/);
+  t.match(repair.stdout, new RegExp(`images to push again[^\\n]*:\\n  b/app:latest: ${lost.digest} missing\\n`), 'names the image to push and what it misses');
+  t.match(repair.stdout, /; 1 image to push again \(/);
+
+  // The blob comes back (restored from a backup, or pushed to another repository).
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, lost.bytes);
+  ageTree(root, 600);
+  const unlinked = JSON.parse((await runCli(['verify', '--json'], root)).stdout) as VerifyReport;
+  t.match(unlinked.problems, [{ kind: 'unlinked-blob', repository: 'b/app', image: 'b/app:latest', digest: lost.digest }], 'b/app no longer links it');
+  t.same(unlinked.repush, [], 'nothing needs a push: the content is all there');
+
+  const relink = await runCli(['verify', '--repair'], root);
+  t.equal(relink.code, 0, `repaired: ${relink.stdout}`);
+  t.match(relink.stdout, /unlinked-blob\s+b\/app:latest sha256:\S+: the repository does not link this layer or config \[relinked\]/);
+  t.ok(fs.existsSync(path.join(root, paths.layerLink('b/app', parseDigest(lost.digest)))), 'the layer link is back');
+  const after = await runCli(['verify'], root);
+  t.equal(after.code, 0, 'and the store verifies clean');
+  t.match(after.stdout, /; 0 problems \(/);
 });
