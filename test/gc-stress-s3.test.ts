@@ -18,7 +18,7 @@ t.test('pushes and mounts while GC runs repeatedly lose nothing acknowledged (S3
     berth: { env },
     cliEnv: env,
     iterations: Number(process.env.GC_STRESS_S3_ITERATIONS ?? 15),
-    timeLimitMs: Number(process.env.GC_STRESS_S3_MS ?? 30_000),
+    timeLimitMs: Number(process.env.GC_STRESS_S3_MS ?? 45_000),
     minAcked: 6,
   });
 });
