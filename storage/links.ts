@@ -1,7 +1,7 @@
 // Link files (tags, revisions, layer links: a digest in a small file) read
 // through a short-lived cache. Facts another replica can change are trusted
 // for `ttlMs` only; concurrent misses of one path share one read; what this
-// process writes replaces what a read in flight would bring.
+// process writes or deletes replaces what a read in flight would bring.
 import { LRUCache } from 'lru-cache';
 import type { Digest } from './digest';
 import { isNotFound, type StorageDriver } from './driver';
@@ -89,16 +89,19 @@ export class Links {
 
   /** Delete a file or tree, forgetting what is cached under it; false when nothing was there. */
   async deleteTree(path: string): Promise<boolean> {
-    // Deletes are rare: forget every cached link under the deleted tree.
-    const under = (k: string) => k === path || k.startsWith(`${path}/`);
-    for (const k of this.cache.keys()) if (under(k)) this.cache.delete(k);
-    for (const k of this.reads.keys()) if (under(k)) this.reads.delete(k);
     try {
       await this.driver.delete(path);
       return true;
     } catch (e) {
       if (isNotFound(e)) return false;
       throw e;
+    } finally {
+      // Forgotten once the delete is done: a read begun while it ran (a tag
+      // listing, the index summarising the repository) may have cached a link
+      // the delete then removed. Deletes are rare: a scan of the cache is fine.
+      const under = (k: string) => k === path || k.startsWith(`${path}/`);
+      for (const k of this.cache.keys()) if (under(k)) this.cache.delete(k);
+      for (const k of this.reads.keys()) if (under(k)) this.reads.delete(k);
     }
   }
 }
