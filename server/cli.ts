@@ -2,6 +2,7 @@
 // The berth command line: one binary, a sub-command per job. Each command
 // declares its usage; `berth CMD --help` (or -h) prints it and exits 0 before
 // the command runs, so no command can start, read or create anything then.
+import './threads'; // first: sizes libuv's pool before any fs call starts it
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
