@@ -161,7 +161,7 @@ export const SCHEMA: Record<string, Field> = {
   berth: obj({
     // How long tag and link lookups are trusted before re-reading the store (other replicas may change them).
     linkcachettl: dur('1s'),
-    manifestcachesize: int(64 * 1024 * 1024, 0),
+    manifestcachesize: int(8 * 1024 * 1024, 0),
     // Blob GETs from the filesystem leave with sendfile(2) when the addon of server/native is built.
     sendfile: bool(true),
     // S3 only: blob content cached on local disk (storage/blobcache.ts); off unless rootdirectory is set.

@@ -21,6 +21,7 @@ import { errorBody } from './errors';
 import { layerUrlPolicy, parseAddr, type Config } from './config';
 import { healthRoutes, Readiness } from './health';
 import type { Logger } from './log';
+import { boundOldGeneration } from './memory';
 import { Metrics } from './metrics';
 import { Notifier } from './notifications';
 import { scheduleGc } from './maintenance';
@@ -116,6 +117,7 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
   const serverOptions = { requireHostHeader: false };
   const server =
     tls.certificate && tls.key ? https.createServer({ ...tlsOptions(tls), ...serverOptions }, handler) : http.createServer(serverOptions, handler);
+  boundOldGeneration();
   // Large layers take longer than Node's default 300 s request timeout: bound
   // slow clients by header and idle timeouts instead.
   server.requestTimeout = 0;

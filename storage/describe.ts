@@ -65,10 +65,10 @@ export class Describer {
 
   constructor(
     private readonly read: BlobBytes,
-    maxBytes = 8 << 20,
+    maxBytes = 4 << 20,
   ) {
     this.cache = new LRUCache({ maxSize: maxBytes, sizeCalculation: (m) => 400 + 150 * (m.layers.length + m.children.length) });
-    this.platforms = new LRUCache({ max: 20_000 });
+    this.platforms = new LRUCache({ maxSize: 1 << 20, sizeCalculation: (_p, k) => k.length + 200 });
   }
 
   /** undefined when the store does not hold the manifest or it is not JSON. */

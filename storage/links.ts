@@ -12,6 +12,12 @@ export interface CacheStats {
   misses: number;
 }
 
+/** Bytes of the link cache (README, Memory). */
+const LINK_CACHE_BYTES = 2 * 1024 * 1024;
+
+/** An entry's cost in a cache keyed by path: its key and value plus ~128 bytes of the cache's bookkeeping. */
+export const entryBytes = (value: unknown, key: string) => key.length + (typeof value === 'string' ? value.length : 8) + 128;
+
 export class Links {
   private readonly cache: LRUCache<string, string>;
   private readonly reads = new Map<string, Promise<string>>();
@@ -23,7 +29,7 @@ export class Links {
     /** Called after every write (a link may have created a repository). */
     private readonly onWrite: () => void,
   ) {
-    this.cache = new LRUCache({ max: 100_000, ttl: Math.max(1, ttlMs) });
+    this.cache = new LRUCache<string, string>({ maxSize: LINK_CACHE_BYTES, sizeCalculation: entryBytes, ttl: Math.max(1, ttlMs) });
   }
 
   /** The cached target of a link, without I/O: '' for known missing, undefined when not cached. */

@@ -8,7 +8,7 @@ import { parseDigest, type Digest } from './digest';
 import { isNotFound, type FileWriter, type StorageDriver } from './driver';
 import { err } from './errors';
 import { intentKey, waitForSweeps } from './lease';
-import { Links, type CacheStats } from './links';
+import { entryBytes, Links, type CacheStats } from './links';
 import { Listings, type Page } from './listings';
 import { MAX_MANIFEST_SIZE, type Descriptor, type UrlPolicy } from './manifest';
 import { Manifests, type ManifestContent, type PutManifestResult } from './manifests';
@@ -44,8 +44,11 @@ export const defaultStoreOptions: StoreOptions = {
   deleteEnabled: false,
   redirect: true,
   linkCacheTtlMs: 1000,
-  manifestCacheBytes: 64 * 1024 * 1024,
+  manifestCacheBytes: 8 * 1024 * 1024,
 };
+
+/** Bytes of the blob-size cache (README, Memory). */
+const BLOB_SIZE_CACHE_BYTES = 1024 * 1024;
 
 export interface BlobInfo {
   digest: string;
@@ -65,7 +68,7 @@ export class ContentStore {
   /** What stored manifests are (kind, platforms, sizes), cached by digest. */
   readonly describer: Describer;
   private readonly opts: StoreOptions;
-  private readonly blobSizes = new LRUCache<string, number>({ max: 100_000 });
+  private readonly blobSizes = new LRUCache<string, number>({ maxSize: BLOB_SIZE_CACHE_BYTES, sizeCalculation: entryBytes });
   private readonly links: Links;
   private readonly manifests: Manifests;
   private readonly listings: Listings;

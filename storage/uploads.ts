@@ -43,7 +43,8 @@ export function removedWhileWritten(e: unknown): unknown {
 }
 
 export class UploadManager {
-  private readonly hashes = new LRUCache<string, RunningHash>({ max: 10_000 });
+  // A running SHA-256 state is a few hundred bytes of native memory, counted as 1 KiB.
+  private readonly hashes = new LRUCache<string, RunningHash>({ maxSize: 4 << 20, sizeCalculation: () => 1024 });
   // Serialises requests on one upload within this process.
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Uploads with a request in flight (a gauge for metrics). */
