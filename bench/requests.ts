@@ -1,6 +1,7 @@
 // Small-response workloads: manifest GETs under wrk, catalog pages and walks,
 // tag lists from several clients at once.
 import { mustRun } from '../test/helpers/clients';
+import { procCpuSeconds } from '../test/helpers/process';
 import { MANIFEST_ACCEPT, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, GeneratedBlob, OciClient, bufferSource, imageManifest } from '../test/helpers/oci-client';
 import { CONNS, LIST_REQS, LIST_SECONDS, REPOS, SECONDS, TAGS, TAG_CLIENTS } from './options';
 import { interleaved, median, metric, percentile, record, seconds, timed, type Server } from './report';
@@ -87,6 +88,7 @@ export async function benchWalk(servers: Server[]) {
 export async function benchTags(servers: Server[]) {
   const rps = metric(`tag list (${TAGS} tags, ${TAG_CLIENTS} clients)`, 'lists/s', { target: { op: '>=', ratio: 2 } });
   const p50 = metric(`tag list p50 (${TAG_CLIENTS} clients)`, 'ms', { target: { op: '<=', ratio: 0.5 } });
+  const cpu = metric('  server CPU per tag list', 'CPU ms');
   const target = '/v2/bench/tags/tags/list';
   await interleaved(servers, async (s) => {
     // The content is checked once; the timed lists then compare lengths, so the client does not parse JSON.
@@ -97,6 +99,7 @@ export async function benchTags(servers: Server[]) {
     const times: number[] = [];
     const deadline = Date.now() + LIST_SECONDS * 1000;
     const t0 = process.hrtime.bigint();
+    const cpu0 = procCpuSeconds(s.pid);
     await Promise.all(
       Array.from({ length: TAG_CLIENTS }, async () => {
         while (Date.now() < deadline) {
@@ -107,6 +110,7 @@ export async function benchTags(servers: Server[]) {
         }
       }),
     );
+    record(cpu, s, ((procCpuSeconds(s.pid) - cpu0) / times.length) * 1e3);
     record(rps, s, times.length / seconds(t0));
     record(p50, s, percentile(times, 50) * 1e3);
   });

@@ -1,12 +1,13 @@
 // Listings: a repository's tags, its referrers, the catalog. Pages cost
 // their own size: the catalog comes from the repository table
 // (storage/index/), tags from one directory listing.
+import { LRUCache } from 'lru-cache';
 import type { Digest } from './digest';
 import { parseDigest } from './digest';
 import { isNotFound, type StorageDriver } from './driver';
 import { err, RegistryError } from './errors';
 import type { StoreIndex } from './index/index';
-import type { Links } from './links';
+import { entryBytes, type Links } from './links';
 import { parseManifest, type Descriptor } from './manifest';
 import type { Manifests } from './manifests';
 import { checkName } from './names';
@@ -21,16 +22,49 @@ export interface Page<T> {
 }
 
 const CATALOG_TTL_MS = 2000;
+/** Byte bounds of the caches below (README, Memory). */
+const TAG_PAGES_BYTES = 4 * 1024 * 1024;
+const COMPLETE_TAGS_BYTES = 2 * 1024 * 1024;
 
 export class Listings {
   private catalog?: { at: number; names: Promise<string[]> };
+  /**
+   * Tag list pages by repository, `n` and `last`, kept as briefly as links: clients
+   * listing one repository at once (8 of them, 500 tags) share one listing instead
+   * of each reading the tags directory. Tag writes and deletes here drop them.
+   */
+  private readonly tagPages: LRUCache<string, Page<string>>;
+  private readonly tagPageReads = new Map<string, Promise<Page<string>>>();
+  /**
+   * Tag current-links seen present, for listings only (which need no target): a tag
+   * directory stays complete until a delete removes it, and then the listing no
+   * longer shows it. Without this a list of 500 tags re-read 500 links each time
+   * their 1 s link-cache entries had expired.
+   */
+  private readonly completeTags = new LRUCache<string, true>({ maxSize: COMPLETE_TAGS_BYTES, sizeCalculation: entryBytes });
 
   constructor(
     private readonly driver: StorageDriver,
     private readonly links: Links,
     private readonly manifests: Manifests,
     private readonly index: StoreIndex,
-  ) {}
+    ttlMs: number,
+  ) {
+    this.tagPages = new LRUCache<string, Page<string>>({
+      maxSize: TAG_PAGES_BYTES,
+      sizeCalculation: (p, k) => k.length + 128 + p.items.reduce((n, t) => n + t.length + 16, 0),
+      ttl: Math.max(1, ttlMs),
+    });
+  }
+
+  /** A tag of the repository was written or deleted (by this process). */
+  forgetTags(repo: string): void {
+    const prefix = `${repo}\n`;
+    for (const k of this.tagPages.keys()) if (k.startsWith(prefix)) this.tagPages.delete(k);
+    for (const k of this.tagPageReads.keys()) if (k.startsWith(prefix)) this.tagPageReads.delete(k);
+    const dir = `${paths.tagsRoot(repo)}/`;
+    for (const k of this.completeTags.keys()) if (k.startsWith(dir)) this.completeTags.delete(k);
+  }
 
   /** A link was written: the store's listing may have a new repository. */
   forgetCatalog(): void {
@@ -39,6 +73,22 @@ export class Listings {
 
   async listTags(repo: string, last: string | undefined, n: number): Promise<Page<string>> {
     checkName(repo);
+    const key = `${repo}\n${n}\n${last ?? ''}`;
+    const cached = this.tagPages.get(key) ?? this.tagPageReads.get(key);
+    if (cached) return cached;
+    const read = this.readTagPage(repo, last, n);
+    this.tagPageReads.set(key, read);
+    try {
+      const page = await read;
+      // A tag write or delete since this read began has superseded it.
+      if (this.tagPageReads.get(key) === read) this.tagPages.set(key, page);
+      return page;
+    } finally {
+      if (this.tagPageReads.get(key) === read) this.tagPageReads.delete(key);
+    }
+  }
+
+  private async readTagPage(repo: string, last: string | undefined, n: number): Promise<Page<string>> {
     const items: string[] = [];
     let after = last;
     for (;;) {
@@ -51,12 +101,13 @@ export class Listings {
         return { items };
       }
       // A tag directory without current/link is a tag write a crash cut short: not a tag.
-      // Cached links are checked synchronously: a page of hundreds of tags costs no I/O when warm.
+      // Tags seen complete are checked synchronously: a page of hundreds of tags costs no I/O when warm.
       const links = page.names.map((t) => paths.tagCurrentLink(repo, t));
-      const cached = links.map((p) => this.links.peek(p));
-      const missing = links.filter((_, i) => cached[i] === undefined);
-      const read = new Map(await mapLimit(missing, 32, async (p) => [p, await this.links.read(p)] as const));
-      page.names.forEach((t, i) => (cached[i] ?? read.get(links[i])) && items.push(t));
+      const known = links.map((p) => this.completeTags.has(p));
+      const missing = links.filter((_, i) => !known[i]);
+      const found = new Set(await mapLimit(missing, 32, async (p) => ((await this.links.read(p)) ? p : '')));
+      for (const p of found) if (p) this.completeTags.set(p, true);
+      page.names.forEach((t, i) => (known[i] || found.has(links[i])) && items.push(t));
       if (!page.next) return { items };
       if (items.length >= n) return { items, last: items[items.length - 1] };
       after = page.next;

@@ -100,11 +100,12 @@ export class ContentStore {
         settle: (keys, recheck) => this.settle(keys, recheck),
         checkDelete: () => this.checkDelete(),
         layerUrls: this.opts.layerUrls,
+        tagsChanged: (repo) => this.listings.forgetTags(repo),
       },
       this.links,
       this.opts.manifestCacheBytes,
     );
-    this.listings = new Listings(driver, this.links, this.manifests, this.index);
+    this.listings = new Listings(driver, this.links, this.manifests, this.index, this.opts.linkCacheTtlMs);
     this.uploads = new UploadManager(driver, {
       commit: (repo, d, size, data) => this.commitBlob(repo, d, size, data),
       directWriter: async (d) => (driver.atomicWriter && !(await this.blobExistsFresh(d)) ? driver.atomicWriter(paths.blobData(d)) : undefined),
@@ -308,6 +309,7 @@ export class ContentStore {
       return { digest: parseDigest(r), references: m ? references(m) : [] };
     });
     await this.links.deleteTree(paths.repository(repo));
+    this.listings.forgetTags(repo);
     await this.index.repositoryDeleted(repo, [...layers, ...revisions].map(parseDigest), images);
     return { repository: repo, tags: tags.length, manifests: revisions.length };
   }
