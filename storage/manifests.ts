@@ -143,13 +143,16 @@ export class Manifests {
       throw err('MANIFEST_BLOB_UNKNOWN', 'index references manifests unknown to the repository', { digests: missingChildren });
     }
     await this.checkSizes([...parsed.blobs, ...parsed.manifests], [...parsed.sizes.blobs, ...parsed.sizes.manifests]);
-    // Content first, then the links that make it visible.
-    if ((await this.s.blobSize(d)) === undefined) {
-      await this.s.driver.putContent(paths.blobData(d), bytes);
-      this.s.rememberSize(d.value, bytes.length);
-    }
+    // Content and the index's markers first, then the links that make it visible. The
+    // first two only have to precede the links: they are written (and synced) together.
+    const content = (async () => {
+      if ((await this.s.blobSize(d)) === undefined) {
+        await this.s.driver.putContent(paths.blobData(d), bytes);
+        this.s.rememberSize(d.value, bytes.length);
+      }
+    })();
+    await Promise.all([content, this.s.index.beforeManifest(repo, d, refs)]);
     this.cache.set(d.value, { digest: d.value, mediaType: parsed.mediaType, bytes });
-    await this.s.index.beforeManifest(repo, d, refs);
     await this.links.write(paths.revisionLink(repo, d), d, true);
     if (parsed.subject) {
       await this.links.write(paths.referrerLink(repo, parseDigest(parsed.subject.digest), d), d);
