@@ -77,6 +77,8 @@ export class StoreIndex {
   /** Usage as last read from the store (or computed), and when. */
   private usageRead?: { at: number; usage: Promise<StoreUsage> };
   private recomputing?: Promise<StoreUsage>;
+  /** A round of the lease holder's work is under way (a rebuild can outlast many ticks). */
+  private leading = false;
 
   constructor(
     private readonly driver: StorageDriver,
@@ -162,20 +164,24 @@ export class StoreIndex {
       this.opts.onInfo?.('index loaded from snapshot', { repositories: snap.entries.length, age: Date.now() - snap.writtenAt });
       await this.poll();
     } else {
-      await this.walk();
+      await this.walk(state);
     }
-    this.markersComplete = Boolean(state);
+    this.markersComplete = state;
     if (!state && maintain) void this.leaderDuties();
   }
 
-  /** Every repository from the layout, figures to be computed. */
-  private async walk(): Promise<void> {
+  /**
+   * Every repository from the layout, figures to be computed: now when the
+   * markers are complete, else once they are (figures computed before would
+   * count shared bytes as unique, and be computed again).
+   */
+  private async walk(markersComplete: boolean): Promise<void> {
     const started = Date.now();
     this.feed.reset(started);
     const names = await repositoryNames(this.driver);
     this.table.load(names.map((name) => ({ name, tags: 0, images: 0, lastPush: 0, logicalBytes: 0, uniqueBytes: 0, summarizedAt: 0 })));
     this.loadState = 'ready';
-    for (const n of names) this.touch(n);
+    if (markersComplete) for (const n of names) this.touch(n);
     this.opts.onInfo?.('index loaded from the store', { repositories: names.length, ms: Date.now() - started });
   }
 
@@ -437,24 +443,32 @@ export class StoreIndex {
     const renew = setInterval(() => void lease.renew().catch(() => undefined), 30_000);
     try {
       const report = await rebuildIndexes(this.driver, {});
-      this.markersComplete = true;
       this.opts.onInfo?.('index markers rebuilt', { ...report });
-      // Figures computed before the markers were complete undercount sharing.
-      for (const e of this.table.entries()) this.touch(e.name);
+      this.markersNowComplete();
     } finally {
       clearInterval(renew);
     }
   }
 
+  /** Figures computed before the markers were complete undercount sharing: compute them all. */
+  private markersNowComplete(): void {
+    this.markersComplete = true;
+    for (const e of this.table.entries()) this.touch(e.name);
+  }
+
   private async leaderDuties(): Promise<void> {
-    if (this.stopped || this.loadState !== 'ready' || this.opts.readOnly) return;
+    if (this.leading || this.stopped || this.loadState !== 'ready') return;
+    this.leading = true;
     try {
+      // Another replica (the lease holder) may have completed them.
+      if (!this.markersComplete && (await this.readState())) this.markersNowComplete();
+      if (this.opts.readOnly) return;
       if (!this.lease || !(await this.lease.renew())) {
   this.lease = await Lease.acquire(this.driver, newHolderId(), LEASE_TTL_MS, 250, indexKeys.lease);
       }
       if (!this.lease) return;
       await this.feed.prune(this.opts.feedRetentionMs);
-      if (!this.markersComplete && !(this.markersComplete = await this.readState())) await this.rebuild(this.lease);
+      if (!this.markersComplete) await this.rebuild(this.lease);
       const usage = await loadUsage(this.driver);
       if (!usage || Date.now() - Date.parse(usage.computedAt) >= this.opts.usageMs) await this.recomputeUsage();
       if (Date.now() - this.lastSnapshot >= this.opts.snapshotMs && this.dirtyAt.size === 0) {
@@ -463,6 +477,8 @@ export class StoreIndex {
       }
     } catch (e) {
       this.opts.onError?.('index maintenance', e);
+    } finally {
+      this.leading = false;
     }
   }
 }
