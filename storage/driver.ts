@@ -75,6 +75,14 @@ export interface StorageDriver {
    */
   listMarkedDirs?(path: string, childPrefix: string): Promise<string[]>;
   /**
+   * Optional, for backends whose sorted listing reads the whole directory (a
+   * filesystem): the children of a directory in no particular order, a batch
+   * at a time, until `fn` returns false. A reader that needs a few children
+   * of a large directory stops early instead of reading it all.
+   * PathNotFoundError if there is no such directory.
+   */
+  scan?(path: string, fn: (names: string[]) => boolean | Promise<boolean>): Promise<void>;
+  /**
    * Optional, for backends where moving a file copies it (S3): a writer whose
    * bytes appear at path only on commit(), all at once; writers racing on one
    * path do not disturb each other (the last commit wins); cancel() leaves

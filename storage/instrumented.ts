@@ -17,6 +17,7 @@ class InstrumentedDriver implements StorageDriver {
   readonly listMarkedDirs?: (path: string, childPrefix: string) => Promise<string[]>;
   readonly atomicWriter?: (path: string) => Promise<FileWriter>;
   readonly abortStaleWrites?: (path: string, before: Date) => Promise<number>;
+  readonly scan?: (path: string, fn: (names: string[]) => boolean | Promise<boolean>) => Promise<void>;
 
   constructor(
     private readonly inner: StorageDriver,
@@ -28,6 +29,9 @@ class InstrumentedDriver implements StorageDriver {
     }
     if (inner.atomicWriter) {
       this.atomicWriter = async (path) => this.timedWriter(await this.time('atomicWriter', () => inner.atomicWriter!(path)));
+    }
+    if (inner.scan) {
+      this.scan = (path, fn) => this.time('scan', () => inner.scan!(path, fn));
     }
     if (inner.abortStaleWrites) {
       this.abortStaleWrites = (path, before) => this.time('abortStaleWrites', () => inner.abortStaleWrites!(path, before));

@@ -229,11 +229,10 @@ export class ContentStore {
 
   private async findLinkingRepository(d: Digest, mayRead: (name: string) => boolean): Promise<string | undefined> {
     if ((await this.globalBlobSize(d)) === undefined) return undefined;
-    // The blob's users when the index holds them all; a walk of every repository while it is rebuilt.
-    const candidates = this.index.complete ? [...(await this.index.users.list(d)).repos] : await repositoryNames(this.driver, (c) => c.includes('_layers'));
-    for (const name of candidates) {
-      if (mayRead(name) && (await this.links.read(paths.layerLink(name, d))) === d.value) return name;
-    }
+    const links = async (name: string) => mayRead(name) && (await this.links.read(paths.layerLink(name, d))) === d.value;
+    // The blob's users when the index holds them all (reading only until one will do); a walk of every repository while it is rebuilt.
+    if (this.index.complete) return this.index.users.find(d, links);
+    for (const name of await repositoryNames(this.driver, (c) => c.includes('_layers'))) if (await links(name)) return name;
     return undefined;
   }
 

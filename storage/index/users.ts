@@ -52,25 +52,43 @@ export class BlobUsers {
     return out;
   }
 
-  /** Walk the markers page by page while fn returns true. */
-  private async each(d: Digest, fn: (u: { repo: string; image?: string }) => boolean): Promise<void> {
+  /** The first repository using the blob that `accept` takes (each asked once), reading no further. */
+  async find(d: Digest, accept: (repo: string) => Promise<boolean>): Promise<string | undefined> {
+    const asked = new Set<string>();
+    let found: string | undefined;
+    await this.each(d, async (u) => {
+      if (asked.has(u.repo)) return true;
+      asked.add(u.repo);
+      if (await accept(u.repo)) found = u.repo;
+      return found === undefined;
+    });
+    return found;
+  }
+
+  /**
+   * Walk the markers while fn returns true. In no particular order where the
+   * driver can scan (a filesystem: a sorted page of a directory of 100,000
+   * markers would read all of them, and each further page again).
+   */
+  private async each(d: Digest, fn: (u: { repo: string; image?: string }) => boolean | Promise<boolean>): Promise<void> {
     const dir = indexKeys.blobUsers(d);
-    let after: string | undefined;
-    for (;;) {
-      let page;
-      try {
-        page = await this.driver.listPage(dir, after, 1000);
-      } catch (e) {
-        if (isNotFound(e)) return;
-        throw e;
-      }
-      for (const name of page.names) {
+    const visit = async (names: string[]) => {
+      for (const name of names) {
         const u = parseUser(name);
         if (u.image && !isDigest(u.image)) continue;
-        if (!fn(u)) return;
+        if (!(await fn(u))) return false;
       }
-      if (!page.next) return;
-      after = page.next;
+      return true;
+    };
+    try {
+      if (this.driver.scan) return await this.driver.scan(dir, visit);
+      for (let after: string | undefined; ; ) {
+        const page = await this.driver.listPage(dir, after, 1000);
+        if (!(await visit(page.names)) || !page.next) return;
+        after = page.next;
+      }
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
     }
   }
 }
