@@ -1,8 +1,9 @@
 // The repository table: every repository with its figures, in memory, so the
 // catalog and the admin API's lists cost the size of a page, not of the store.
 // About 150 bytes per repository (15 MB at 100,000). Names are kept sorted;
-// orders by other fields are rebuilt at most every RESORT_MS while the table
-// changes, so a sorted page stays cheap under a stream of pushes.
+// an order by another field is sorted once, when first asked for, and then
+// kept sorted as entries change (a binary search and a move per change), so
+// a sorted page stays cheap under a stream of pushes.
 
 export interface RepoFigures {
   tags: number;
@@ -24,8 +25,25 @@ export interface RepoEntry extends RepoFigures {
 
 export type SortKey = 'name' | 'pushed' | 'size' | 'unique';
 
-const FIELD: Record<Exclude<SortKey, 'name'>, keyof RepoFigures> = { pushed: 'lastPush', size: 'logicalBytes', unique: 'uniqueBytes' };
-const RESORT_MS = 2000;
+type FieldKey = Exclude<SortKey, 'name'>;
+const FIELD: Record<FieldKey, keyof RepoFigures> = { pushed: 'lastPush', size: 'logicalBytes', unique: 'uniqueBytes' };
+
+/** Ascending by the field, the name breaking ties. */
+function compare(f: keyof RepoFigures, a: RepoEntry, b: RepoEntry): number {
+  return a[f] - b[f] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+}
+
+/** Index of the first entry not before `e` in an order sorted by compare(f). */
+function position(order: RepoEntry[], f: keyof RepoFigures, e: RepoEntry): number {
+  let lo = 0;
+  let hi = order.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compare(f, order[mid], e) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
 
 export interface TableQuery {
   /** Case-insensitive substring of the name. */
@@ -61,7 +79,8 @@ function lowerBound(a: string[], x: string): number {
 export class RepoTable {
   private readonly byName = new Map<string, RepoEntry>();
   private names: string[] = [];
-  private orders = new Map<SortKey, { at: number; entries: RepoEntry[] }>();
+  /** Orders asked for so far, kept sorted from then on. */
+  private readonly orders = new Map<FieldKey, RepoEntry[]>();
   private changedAt = 0;
 
   get size(): number {
@@ -87,26 +106,37 @@ export class RepoTable {
     if (e) return e;
     e = { name, tags: 0, images: 0, lastPush: 0, logicalBytes: 0, uniqueBytes: 0, summarizedAt: 0 };
     this.byName.set(name, e);
+    this.changedAt = Date.now();
     const i = lowerBound(this.names, name);
     this.names.splice(i, 0, name);
-    this.changedAt = Date.now();
+    for (const [sort, order] of this.orders) order.splice(position(order, FIELD[sort], e), 0, e);
     return e;
   }
 
   remove(name: string): boolean {
-    if (!this.byName.delete(name)) return false;
+    const e = this.byName.get(name);
+    if (!e) return false;
+    this.byName.delete(name);
+    this.changedAt = Date.now();
     const i = lowerBound(this.names, name);
     if (this.names[i] === name) this.names.splice(i, 1);
-    this.changedAt = Date.now();
+    for (const [sort, order] of this.orders) order.splice(position(order, FIELD[sort], e), 1);
     return true;
   }
 
   update(name: string, figures: Partial<RepoFigures>, summarizedAt?: number): void {
     const e = this.byName.get(name);
     if (!e) return;
+    // Out of each order whose field changes, then back in at its new place.
+    const moving = [...this.orders].filter(([sort]) => {
+      const v = figures[FIELD[sort]];
+      return v !== undefined && v !== e[FIELD[sort]];
+    });
+    for (const [sort, order] of moving) order.splice(position(order, FIELD[sort], e), 1);
     Object.assign(e, figures);
-    if (summarizedAt !== undefined) e.summarizedAt = summarizedAt;
     this.changedAt = Date.now();
+    if (summarizedAt !== undefined) e.summarizedAt = summarizedAt;
+    for (const [sort, order] of moving) order.splice(position(order, FIELD[sort], e), 0, e);
   }
 
   /** Replace the whole content (a snapshot or a walk of the store). */
@@ -138,8 +168,8 @@ export class RepoTable {
 
   query(q: TableQuery): TablePage {
     const needle = q.q?.toLowerCase();
-    // A cached order may still hold an entry removed since: only live entries count.
-    const match = (e: RepoEntry) => (!needle || e.name.toLowerCase().includes(needle)) && this.byName.get(e.name) === e && q.visible(e.name);
+    // Names are lower case by the grammar: the needle alone needs folding.
+    const match = (e: RepoEntry) => (!needle || e.name.includes(needle)) && q.visible(e.name);
     const sort = q.sort ?? 'name';
     const order = sort === 'name' ? undefined : this.order(sort);
     const len = order ? order.length : this.names.length;
@@ -166,14 +196,14 @@ export class RepoTable {
   }
 
   /** Entries in `sort` order, ascending, the name breaking ties. */
-  private order(sort: Exclude<SortKey, 'name'>): RepoEntry[] {
-    const cached = this.orders.get(sort);
-    const now = Date.now();
-    if (cached && (cached.at >= this.changedAt || now - cached.at < RESORT_MS)) return cached.entries;
-    const f = FIELD[sort];
-    const entries = [...this.byName.values()].sort((a, b) => a[f] - b[f] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    this.orders.set(sort, { at: now, entries });
-    return entries;
+  private order(sort: FieldKey): RepoEntry[] {
+    let order = this.orders.get(sort);
+    if (!order) {
+      const f = FIELD[sort];
+      order = [...this.byName.values()].sort((a, b) => compare(f, a, b));
+      this.orders.set(sort, order);
+    }
+    return order;
   }
 
   /** Index (in the walking direction) of the first entry after the cursor's. */
