@@ -21,6 +21,9 @@ export interface BerthOptions {
   nodeArgs?: string[];
   /** Serving HTTPS (http.tls set in env or config): how to reach it. */
   tls?: TlsClient;
+  /** Poll for readiness this often (ms); a benchmark timing start-up polls often. */
+  pollMs?: number;
+  readyTimeoutMs?: number;
 }
 
 export interface Berth extends Managed {
@@ -63,6 +66,6 @@ export async function startBerth(opts: BerthOptions = {}): Promise<Berth> {
   };
   const args = [...NODE_FLAGS, ...(opts.nodeArgs ?? []), CLI, 'serve'];
   if (opts.config) args.push('--config', opts.config);
-  const m = await launch({ cmd: process.execPath, args, env, port, protocol: opts.tls ? 'https' : 'http', tls: opts.tls });
+  const m = await launch({ cmd: process.execPath, args, env, port, protocol: opts.tls ? 'https' : 'http', tls: opts.tls, pollMs: opts.pollMs, readyTimeoutMs: opts.readyTimeoutMs });
   return Object.assign(m, { root, host: `127.0.0.1:${port}` });
 }

@@ -19,10 +19,11 @@ export interface Distribution extends Managed {
 /**
  * `storageYaml` replaces the filesystem storage section (e.g. an s3 one) when given, as YAML
  * lines; `extraYaml` adds top-level sections (e.g. `auth:`). `accessLog` prints a line per
- * request on stdout (Apache combined format; see requestsIn).
+ * request on stdout (Apache combined format; see requestsIn). `metricsPort`: Prometheus
+ * metrics at http://127.0.0.1:PORT/metrics (its storage driver calls among them).
  */
 export async function startDistribution(
-  opts: { root?: string; port?: number; storageYaml?: string; extraYaml?: string; accessLog?: boolean } = {},
+  opts: { root?: string; port?: number; storageYaml?: string; extraYaml?: string; accessLog?: boolean; metricsPort?: number; pollMs?: number } = {},
 ): Promise<Distribution> {
   const root = opts.root ?? tempDir('distribution-test-');
   const port = opts.port ?? (await freePort());
@@ -43,6 +44,7 @@ export async function startDistribution(
     '      enabled: false',
     'http:',
     `  addr: 127.0.0.1:${port}`,
+    ...(opts.metricsPort ? ['  debug:', `    addr: 127.0.0.1:${opts.metricsPort}`, '    prometheus:', '      enabled: true', '      path: /metrics'] : []),
     ...(opts.extraYaml ? [opts.extraYaml.trimEnd()] : []),
     '',
   ].join('\n');
@@ -51,7 +53,7 @@ export async function startDistribution(
   const env = { ...process.env };
   // distribution reads REGISTRY_* overrides too; keep ours from leaking in.
   for (const k of Object.keys(env)) if (k.startsWith('REGISTRY_')) delete env[k];
-  const m = await launch({ cmd: DISTRIBUTION_BIN, args: ['serve', file], env, port });
+  const m = await launch({ cmd: DISTRIBUTION_BIN, args: ['serve', file], env, port, pollMs: opts.pollMs });
   // The config is read at start-up; drop its folder once the process is gone.
   m.proc.on('exit', () => fs.rmSync(confDir, { recursive: true, force: true }));
   return Object.assign(m, { root, host: `127.0.0.1:${port}` });

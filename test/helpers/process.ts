@@ -50,6 +50,8 @@ export interface LaunchOptions {
   /** Path polled until it answers (any HTTP status below 500). */
   readyPath?: string;
   readyTimeoutMs?: number;
+  /** How often readyPath is polled (ms); a benchmark timing start-up polls often. */
+  pollMs?: number;
   protocol?: 'http' | 'https';
   /** For https: the CA to trust and, when the server asks for one, a client certificate. */
   tls?: TlsClient;
@@ -124,7 +126,7 @@ export async function launch(opts: LaunchOptions): Promise<Managed> {
       await managed.kill();
       throw new Error(`${opts.cmd} not ready after ${opts.readyTimeoutMs ?? 20000} ms:\n${out}`);
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, opts.pollMs ?? 100));
   }
 }
 
