@@ -28,9 +28,9 @@ const REPO = /^\/berth\/v1\/repositories\/(.+?)(?:\/_(tags|manifests|delete)(?:\
 const BLOB = /^\/berth\/v1\/blobs\/([^/]+)\/images$/;
 
 /** The handlers for a path, by method; undefined when the path is not the admin API's. */
-function route(path: string): Partial<Record<string, Handler>> | undefined {
+function route(path: string, deps: AdminDeps): Partial<Record<string, Handler>> | undefined {
   if (path === '/berth/v1/repositories') return { GET: listRepositories };
-  if (path === '/berth/v1/usage') return { GET: getUsage };
+  if (path === '/berth/v1/usage') return deps.config.berth.usage.enabled ? { GET: getUsage } : undefined;
   const b = BLOB.exec(path);
   if (b) return { GET: (ctx) => imagesContaining(ctx, segment(b[1])) };
   const m = REPO.exec(path);
@@ -48,7 +48,7 @@ function route(path: string): Partial<Record<string, Handler>> | undefined {
 export function adminApi(deps: AdminDeps): Koa.Middleware<State> {
   return async (ctx, next) => {
     if (!ctx.path.startsWith('/berth/v1/')) return next();
-    const handlers = route(ctx.path);
+    const handlers = route(ctx.path, deps);
     if (!handlers) return next();
     const method = ctx.method === 'HEAD' ? 'GET' : ctx.method;
     const handler = handlers[method];

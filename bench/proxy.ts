@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { startBerth, tempDir } from '../test/helpers/berth';
 import { startDistribution } from '../test/helpers/distribution';
 import { startFront } from '../test/helpers/front';
-import { bufferSource, GeneratedBlob, imageManifest, MANIFEST_ACCEPT, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, sha256 } from '../test/helpers/oci-client';
+import { bufferSource, GeneratedBlob, imageManifest, MANIFEST_ACCEPT, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST } from '../test/helpers/oci-client';
 import { procMemMiB, type Managed } from '../test/helpers/process';
 import { startTokenUpstream, type TokenUpstream } from '../test/helpers/upstream';
 import { fmt, markdownTable, median } from './report';

@@ -13,7 +13,6 @@ import type { Metrics } from './metrics';
 import type { Notifier } from './notifications';
 import { observe } from './observe';
 import { sendfile } from './sendfile';
-import { USAGE_PATH, usageRouter } from './maintenance';
 import { base } from './routes/base';
 import { blobs } from './routes/blobs';
 import { catalog } from './routes/catalog';
@@ -109,20 +108,6 @@ export function createApp(opts: AppOptions): Koa<State> {
   if (opts.ui) app.use(opts.ui);
   if (opts.adminAuth) app.use(opts.adminAuth);
   if (opts.admin) app.use(opts.admin);
-  if (opts.config.berth.usage.enabled) {
-    const usage = usageRouter(opts.store.driver, opts.config).routes() as unknown as Koa.Middleware<State>;
-    const { auth } = opts;
-    // It names every repository: with auth on, it needs the catalog's rights.
-    app.use(
-      auth
-        ? async (ctx, next) => {
-            if (ctx.path !== USAGE_PATH) return next();
-            ctx.state.route = { kind: 'catalog' };
-            await auth(ctx, () => usage(ctx, next));
-          }
-        : usage,
-    );
-  }
   if (opts.tokens) app.use(opts.tokens);
 
   // /v2: match the route, check access (auth middleware), let the source (the

@@ -9,6 +9,7 @@ import YAML from 'yaml';
 import { runTokenServer, USER_USAGE, UsageError, userCommand } from '../auth/cli';
 import { ConfigError, maskSecrets, readConfig, type Config } from './config';
 import { createLogger } from './log';
+import { cmdImages, cmdLs, cmdRm } from '../admin/cli';
 import { cmdDu, cmdGc, cmdVerify } from './maintenance';
 import { preflight } from './preflight';
 import { serve } from './serve';
@@ -211,6 +212,48 @@ bytes (no repository uses them: gc removes them).
   --json  the figures as JSON on stdout
 `,
     run: maintenance(cmdDu),
+  },
+  ls: {
+    summary: 'repositories with sizes, tag counts and last push; or one repository\'s tags',
+    usage: `usage: berth ls [--config FILE] [--sort name|pushed|size|unique] [--json]
+       berth ls [--config FILE] [--json] REPO
+
+Without REPO: every repository with its tag and image counts, last push, the
+bytes its tagged images add up to (LOGICAL) and the bytes only it uses
+(UNIQUE); --sort orders by name (default) or, largest or newest first, by
+last push, logical or unique bytes.
+With REPO: its tags with digest, kind, platforms, size, when and by whom each
+was pushed ("-" where the store does not know: pushed before berth).
+  --json  the rows as JSON on stdout (the admin API's fields)
+`,
+    run: maintenance(cmdLs),
+  },
+  rm: {
+    summary: 'remove a tag, an image or a whole repository',
+    usage: `usage: berth rm [--config FILE] [--yes] [--json] REPO:TAG | REPO@DIGEST
+       berth rm [--config FILE] [--yes] [--json] --repository REPO
+
+Say what goes (tags, manifests, images left untagged) and what garbage
+collection then frees, ask for confirmation on the terminal, and remove.
+Needs storage.delete.enabled. A tag's image stays, untagged; an image goes
+with every tag pointing at it. Registries serving the store follow.
+  --yes   remove without asking (required when stdin is not a terminal)
+  --json  what was removed, as JSON on stdout
+Exit 1: answered no, or nothing by that name.
+`,
+    run: maintenance(cmdRm),
+  },
+  images: {
+    summary: 'the images (and repositories) that contain a blob',
+    usage: `usage: berth images --containing DIGEST [--config FILE] [--json]
+
+Every image that uses the blob (a layer, a config) in each repository, with
+its tags. Uses the store's indexes: on a store distribution wrote, start
+berth serve on it once or run berth verify --repair first.
+  --json  the list as JSON on stdout
+Exit 1: no repository uses the blob.
+`,
+    run: maintenance(cmdImages),
   },
 };
 

@@ -1,13 +1,12 @@
 // Store maintenance wired to config and the command line: `berth gc`,
-// `berth verify`, `berth du`, the scheduled GC inside `serve`, and the usage
-// endpoint. The work itself is in storage/gc.ts, verify.ts, du.ts.
-import type { State } from './context';
-import Router from '@koa/router';
+// `berth verify`, `berth du` and the scheduled GC inside `serve`. The work
+// itself is in storage/gc.ts, verify.ts, du.ts.
 import type { StorageDriver } from '../storage/driver';
 import { diskUsage, type Usage } from '../storage/du';
 import { createDriver } from '../storage/factory';
 import { collectGarbage, type GcOptions, type GcReport, type RetentionPolicy } from '../storage/gc';
 import { Lease, newHolderId } from '../storage/lease';
+import { rebuildIndexes } from '../storage/index/rebuild';
 import { verifyStore } from '../storage/verify';
 import { cachedRepositories, ConfigError, formatDuration, parseDuration, type Config } from './config';
 import type { Logger } from './log';
@@ -100,17 +99,21 @@ function heldBack(r: GcReport): string {
 
 // ---- command line -------------------------------------------------------
 
-interface Flags {
+export interface Flags {
   values: Record<string, string>;
   switches: Set<string>;
+  /** Arguments that are not flags, when the command takes them. */
+  positionals: string[];
 }
 
-/** Parse `--name value` and `--switch` flags; anything else is a usage error. */
-export function parseFlags(args: string[], withValue: string[], switches: string[]): Flags {
-  const out: Flags = { values: {}, switches: new Set() };
+/** Parse `--name value` and `--switch` flags (and, with `positionals`, bare arguments); anything else is a usage error. */
+export function parseFlags(args: string[], withValue: string[], switches: string[], positionals = false): Flags {
+  const out: Flags = { values: {}, switches: new Set(), positionals: [] };
   for (let i = 0; i < args.length; i++) {
     const [name, inline] = args[i].split(/=(.*)/s, 2);
-    if (withValue.includes(name)) {
+    if (positionals && !args[i].startsWith('-')) {
+      out.positionals.push(args[i]);
+    } else if (withValue.includes(name)) {
       const v = inline ?? args[++i];
       if (v === undefined) throw new ConfigError(`${name} needs a value`);
       out.values[name] = v;
@@ -123,7 +126,7 @@ export function parseFlags(args: string[], withValue: string[], switches: string
   return out;
 }
 
-type Load = (file: string | undefined) => Config;
+export type Load = (file: string | undefined) => Config;
 
 async function withDriver<T>(config: Config, fn: (driver: StorageDriver) => Promise<T>): Promise<T> {
   const driver = createDriver(config.storage);
@@ -182,13 +185,17 @@ export async function cmdVerify(args: string[], load: Load): Promise<number> {
   const config = load(flags.values['--config']);
   const progress = createProgress();
   const repair = flags.switches.has('--repair');
-  const report = await withDriver(config, (driver) =>
-    verifyStore(driver, { repair, lazy: cachedRepositories(config), concurrency: config.berth.gc.concurrency, onProgress: (phase, d, t, unit) => progress.update(phase, d, t, unit) }),
-  );
+  const concurrency = config.berth.gc.concurrency;
+  const { report, indexes } = await withDriver(config, async (driver) => {
+    const report = await verifyStore(driver, { repair, lazy: cachedRepositories(config), concurrency, onProgress: (phase, d, t, unit) => progress.update(phase, d, t, unit) });
+    // The admin API's and the UI's indexes (storage/INDEX.md) are derived from the layout: derive them again.
+    const indexes = repair ? await rebuildIndexes(driver, { concurrency, onProgress: (d, t) => progress.update('indexes', d, t, 'repositories') }) : undefined;
+    return { report, indexes };
+  });
   progress.done();
   const unrepaired = report.problems.filter((p) => !p.repaired).length;
   if (flags.switches.has('--json')) {
-    process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ ...report, indexes }, null, 2) + '\n');
   } else {
     let repo: string | undefined = '\0';
     for (const p of report.problems) {
@@ -208,6 +215,7 @@ export async function cmdVerify(args: string[], load: Load): Promise<number> {
         `${report.problems.length} problems${report.repaired ? `, ${report.repaired} repaired` : ''}` +
         `${report.repush.length ? `; ${report.repush.length} image${report.repush.length === 1 ? '' : 's'} to push again` : ''} (${(report.ms / 1000).toFixed(1)}s)\n`,
     );
+    if (indexes) process.stdout.write(`indexes rebuilt: ${indexes.markers} markers written, ${indexes.stale} stale removed in ${indexes.repositories} repositories (${(indexes.ms / 1000).toFixed(1)}s)\n`);
   }
   return unrepaired ? 1 : 0;
 }
@@ -271,24 +279,3 @@ export function scheduleGc(driver: StorageDriver, config: Config, logger: Logger
   return () => clearInterval(timer);
 }
 
-/** GET /berth/v1/usage: du figures as JSON, computed in the background and cached. */
-export const USAGE_PATH = '/berth/v1/usage';
-
-export function usageRouter(driver: StorageDriver, config: Config): Router {
-  const router = new Router();
-  let cached: { at: number; usage: Promise<Usage> } | undefined;
-  router.get(USAGE_PATH, async (ctx) => {
-    const now = Date.now();
-    if (!cached || now - cached.at > config.berth.usage.cachettl) {
-      const usage = diskUsage(driver, { concurrency: config.berth.gc.concurrency });
-      cached = { at: now, usage };
-      usage.catch(() => (cached = undefined));
-    }
-    ctx.set('Cache-Control', 'no-store');
-    // Totals are aggregates; the per-repository rows show only what the caller may pull.
-    const usage = await cached.usage;
-    const auth = (ctx.state as Partial<State>).auth;
-    ctx.body = auth ? { ...usage, repositories: usage.repositories.filter((r) => auth.may('repository', r.repository, 'pull')) } : usage;
-  });
-  return router;
-}

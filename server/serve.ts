@@ -17,7 +17,6 @@ import { BlobCache } from '../storage/blobcache';
 import { ContentStore } from '../storage/store';
 import { createApp } from './app';
 import { malformed, rawMalformedResponse, refuseMalformed } from './malformed';
-import { errorBody } from './errors';
 import { layerUrlPolicy, parseAddr, type Config } from './config';
 import { healthRoutes, Readiness } from './health';
 import type { Logger } from './log';

@@ -3,7 +3,6 @@
 // fresh driver instances on one backend (a second instance stands in for
 // another process or replica).
 import { createHash, randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
 import t, { type Test } from 'tap';
 import { readAll } from './oci-client';
 import {
