@@ -7,6 +7,7 @@
 // first, so a pull caching the same image meanwhile restores what it needs.
 import { isNotFound, type StorageDriver } from '../storage/driver';
 import { parseDigest } from '../storage/digest';
+import type { SweptRepository } from '../storage/index/index';
 import { intentKey, SweepIntent } from '../storage/lease';
 import { paths } from '../storage/paths';
 import { forEachLimit } from '../storage/pool';
@@ -21,6 +22,8 @@ export interface ExpiryOptions {
   /** How long the removals may take (the GC's sweep budget). */
   sweepBudgetMs: number;
   now?: number;
+  /** What was removed, per repository, before the collection runs (the index's markers follow). */
+  onSwept?: (repos: SweptRepository[]) => Promise<void>;
 }
 
 export interface ExpiryReport {
@@ -134,17 +137,22 @@ export async function expireCaches(driver: StorageDriver, entries: Entry[], opts
   if (!doomed.length) return report;
   const keys = doomed.flatMap((i) => [intentKey.revision(i.repo, i.digest), ...i.tags.map((t) => intentKey.tag(i.repo, t))]);
   const intent = await SweepIntent.announce(driver, opts.holder, keys, opts.sweepBudgetMs);
+  const swept = new Map<string, SweptRepository>();
   try {
     await forEachLimit(doomed, opts.concurrency, async (i) => {
       if (!intent.open) return;
+      const r = swept.get(i.repo) ?? swept.set(i.repo, { repo: i.repo, tags: [], revisions: [], layers: [] }).get(i.repo)!;
       for (const tag of i.tags) {
         // A tag moved meanwhile (a pull refreshed it) now names another image: leave it.
         if ((await readLinkFile(driver, paths.tagCurrentLink(i.repo, tag))) !== i.digest) continue;
         await remove(driver, paths.tagDir(i.repo, tag));
+        r.tags.push([tag, i.digest]);
         report.tags++;
       }
       await remove(driver, paths.revisionDir(i.repo, parseDigest(i.digest)));
+      r.revisions.push(i.digest);
     });
+    if (swept.size) await opts.onSwept?.([...swept.values()]);
   } finally {
     await intent.close();
   }

@@ -157,7 +157,7 @@ export function createProxy(opts: ProxyOptions): Proxy | undefined {
       const gc = opts.config.berth.gc;
       try {
         await pulls.flush();
-        const r = await expireCaches(store.driver, entries.list, { holder, concurrency: gc.concurrency, sweepBudgetMs: gc.sweepbudget });
+        const r = await expireCaches(store.driver, entries.list, { holder, concurrency: gc.concurrency, sweepBudgetMs: gc.sweepbudget, onSwept: (repos) => store.index.swept(repos) });
         logger.info('pull-through cache expiry', { ...r });
       } catch (e) {
         // The collection goes ahead; expiry tries again next run.

@@ -7,6 +7,7 @@ import { createDriver } from '../storage/factory';
 import { collectGarbage, type GcOptions, type GcReport, type RetentionPolicy } from '../storage/gc';
 import { Lease, newHolderId } from '../storage/lease';
 import { rebuildIndexes } from '../storage/index/rebuild';
+import { ContentStore } from '../storage/store';
 import { verifyStore } from '../storage/verify';
 import { cachedRepositories, ConfigError, formatDuration, parseDuration, type Config } from './config';
 import type { Logger } from './log';
@@ -150,7 +151,11 @@ export async function cmdGc(args: string[], load: Load): Promise<number> {
   opts.onProgress = (p) => progress.update(p.phase, p.done, p.total, p.unit);
   let report: GcReport;
   try {
-    report = await withDriver(config, (driver) => runGc(driver, config, opts));
+    // The index's markers follow what the run removes (registries serving the store learn it from the feed).
+    report = await withDriver(config, (driver) => {
+      const index = new ContentStore(driver).index;
+      return runGc(driver, config, { ...opts, onSwept: (repos) => index.swept(repos) });
+    });
   } catch (e) {
     progress.done();
     if (e instanceof LeaseHeldError) {
@@ -254,8 +259,8 @@ export async function cmdDu(args: string[], load: Load): Promise<number> {
  * Returns a stop function. A run cut short by shutdown is safe: its intents
  * expire and the lease times out.
  */
-export function scheduleGc(driver: StorageDriver, config: Config, logger: Logger, metrics?: Metrics, before?: BeforeGc): () => void {
-  const opts = gcOptions(config);
+export function scheduleGc(driver: StorageDriver, config: Config, logger: Logger, metrics?: Metrics, before?: BeforeGc, onSwept?: GcOptions['onSwept']): () => void {
+  const opts = { ...gcOptions(config), onSwept };
   let running: Promise<void> | undefined;
   const tick = () => {
     if (running) return;

@@ -172,7 +172,7 @@ export async function serve(config: Config, logger: Logger): Promise<Running> {
     purgeTimer.unref();
   }
 
-  const stopGc = config.berth.gc.enabled && !config.storage.maintenance.readonly.enabled ? scheduleGc(driver, config, logger, metrics, proxy?.beforeGc) : undefined;
+  const stopGc = config.berth.gc.enabled && !config.storage.maintenance.readonly.enabled ? scheduleGc(driver, config, logger, metrics, proxy?.beforeGc, (repos) => store.index.swept(repos)) : undefined;
 
   const shutdown = async () => {
     if (readiness.isDraining) return;

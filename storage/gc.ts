@@ -4,6 +4,7 @@
 import { parseDigest } from './digest';
 import { isNotFound, type StorageDriver } from './driver';
 import { clearExpiredIntents, intentKey, SweepIntent, type Lease } from './lease';
+import type { SweptRepository } from './index/index';
 import { paths } from './paths';
 import { forEachLimit, mapLimit } from './pool';
 import { purgeUploads, type PurgeResult } from './purge';
@@ -40,6 +41,8 @@ export interface GcOptions {
   /** Collector id written into sweep intents. */
   holder?: string;
   onProgress?: (p: GcProgress) => void;
+  /** What each repository lost, told before blobs are swept (the index's markers follow, storage/INDEX.md). */
+  onSwept?: (repos: SweptRepository[]) => Promise<void>;
 }
 
 export interface GcReport {
@@ -308,6 +311,10 @@ class Collector {
         if (j.kind === 'tag') p.dropTags.delete(j.id);
         else if (j.kind === 'revision') p.dropRevisions.delete(j.id);
         else p.dropLayers.delete(j.id);
+      }
+      const swept = [...finals.values()].filter((p) => p.dropTags.size || p.dropRevisions.size || p.dropLayers.size);
+      if (swept.length) {
+        await this.opts.onSwept?.(swept.map((p) => ({ repo: p.repo, tags: [...p.dropTags], revisions: [...p.dropRevisions], layers: [...p.dropLayers] })));
       }
       return plans.map((p) => finals.get(p.repo) ?? p);
     } finally {

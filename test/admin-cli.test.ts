@@ -97,4 +97,14 @@ t.test('inventory commands', async (t) => {
       t.equal((await runCli(bad, root)).code, 2, `usage error: ${bad.join(' ')}`);
     }
   });
+  await t.test('what gc removes leaves the indexes: images --containing follows', async (t) => {
+    const onlyOld = fixture.untagged[0].blobs[3];
+    const amd = fixture.kept[2];
+    t.equal((await runCli(['images', '--containing', onlyOld.digest], root)).code, 0, 'an untagged image still holds it');
+    const gc = await runCli(['gc', '--min-age', '0s', '--delete-untagged'], root);
+    t.equal(gc.code, 0, gc.stderr);
+    t.equal((await runCli(['images', '--containing', onlyOld.digest], root)).code, 1, 'collected: no repository uses it');
+    const left = JSON.parse((await runCli(['images', '--containing', base1.digest, '--json'], root)).stdout);
+    t.same(left.images.map((i: Row) => `${i.repository}@${i.digest}`), [`a/app@${amd.digest}`], 'only the image gc kept');
+  });
 });
