@@ -224,7 +224,9 @@ export function blobFiles(root: string): string[] {
 export function copiesOnDisk(root: string, digest: string, size: number): string[] {
   const hex = digest.replace(/^sha256:/, '');
   return walk(root).filter((f) => {
-    if (fs.statSync(f).size !== size) return false;
+    // The running registry renames its temporary files (the index's feed) away meanwhile.
+    const stat = fs.statSync(f, { throwIfNoEntry: false });
+    if (stat?.size !== size) return false;
     return crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex') === hex;
   });
 }
