@@ -2,6 +2,7 @@
 // a user's password or a robot's secret, and sign-out. Runs after adminAuth
 // (admin/auth.ts), which has read the cookie.
 import type Koa from 'koa';
+import { readSmallBody } from '../auth/body';
 import { err } from '../storage/errors';
 import { type AdminState, ADMIN_PREFIX, clearSessionCookie, csrfFor, setSessionCookie } from './auth';
 import type { Identity } from './identity';
@@ -26,19 +27,11 @@ export interface SessionInfo {
 
 async function readCredentials(ctx: Koa.Context): Promise<{ username: string; password: string }> {
   if (!ctx.is('application/json')) throw err('UNSUPPORTED', 'send the credentials as application/json', undefined, 415);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of ctx.req) {
-    size += (c as Buffer).length;
-    if (size > MAX_BODY) {
-      ctx.set('Connection', 'close'); // the rest of the body is not read
-      throw err('SIZE_INVALID', 'request body too large', undefined, 413);
-    }
-    chunks.push(c as Buffer);
-  }
+  const bytes = await readSmallBody(ctx, MAX_BODY);
+  if (!bytes) throw err('SIZE_INVALID', 'request body too large', undefined, 413);
   let body: unknown;
   try {
-    body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    body = JSON.parse(bytes.toString('utf8'));
   } catch {
     throw err('UNSUPPORTED', 'the body is not JSON', undefined, 400);
   }

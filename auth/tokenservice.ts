@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import jwt from 'jsonwebtoken';
 import type Koa from 'koa';
 import { type Access, formatScope, mergeAccess, parseScope } from './access';
+import { readSmallBody } from './body';
 import type { TokenServerConfig } from './config';
 import { parseAuthorization, quoteParam } from './credentials';
 import { algorithmsForKey, ASYMMETRIC_ALGORITHMS, jwkThumbprint, parseCertificates } from './keys';
@@ -67,18 +68,9 @@ async function readForm(ctx: Koa.Context): Promise<URLSearchParams> {
   if (type !== 'application/x-www-form-urlencoded') {
     throw new RequestError(400, 'invalid_request', 'expected an application/x-www-form-urlencoded body');
   }
-  // for-await, as the registry's handlers read: the access log counts bytes received that way.
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of ctx.req) {
-    size += (c as Buffer).length;
-    if (size > MAX_FORM_BYTES) {
-      ctx.set('Connection', 'close'); // the rest of the body is not read
-      throw new RequestError(413, 'invalid_request', 'request body too large');
-    }
-    chunks.push(c as Buffer);
-  }
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+  const body = await readSmallBody(ctx, MAX_FORM_BYTES);
+  if (!body) throw new RequestError(413, 'invalid_request', 'request body too large');
+  return new URLSearchParams(body.toString('utf8'));
 }
 
 function scopesFrom(values: string[]): Access[] {
