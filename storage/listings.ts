@@ -57,11 +57,21 @@ export class Listings {
     });
   }
 
-  /** A tag of the repository was written or deleted (by this process). */
-  forgetTags(repo: string): void {
+  /**
+   * Tags of the repository were written or deleted by this process (all of
+   * them: the repository was deleted). Only those tags stop being known
+   * complete: a write leaves the others as they were, and forgetting them all
+   * made every list after a push re-read every tag's link (under a stream of
+   * pushes, each list read them all).
+   */
+  forgetTags(repo: string, tags?: string[]): void {
     const prefix = `${repo}\n`;
     for (const k of this.tagPages.keys()) if (k.startsWith(prefix)) this.tagPages.delete(k);
     for (const k of this.tagPageReads.keys()) if (k.startsWith(prefix)) this.tagPageReads.delete(k);
+    if (tags) {
+      for (const t of tags) this.completeTags.delete(paths.tagCurrentLink(repo, t));
+      return;
+    }
     const dir = `${paths.tagsRoot(repo)}/`;
     for (const k of this.completeTags.keys()) if (k.startsWith(dir)) this.completeTags.delete(k);
   }

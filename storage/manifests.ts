@@ -42,7 +42,7 @@ export interface ManifestStoreParts {
   /** validation.manifests.urls: what URLs a manifest's layers may name; unchecked when absent. */
   layerUrls?: UrlPolicy;
   /** A tag of the repository was written or deleted: listings drop what they kept of it. */
-  tagsChanged(repo: string): void;
+  tagsChanged(repo: string, tags: string[]): void;
 }
 
 export class Manifests {
@@ -241,7 +241,7 @@ export class Manifests {
     await this.links.write(paths.tagIndexLink(repo, tag, d), d);
     await this.s.driver.putContent(paths.tagCurrentLink(repo, tag), Buffer.from(d.value));
     this.links.set(paths.tagCurrentLink(repo, tag), d.value);
-    this.s.tagsChanged(repo);
+    this.s.tagsChanged(repo, [tag]);
   }
 
   /** By tag: remove the tag only. By digest: remove the manifest and every tag pointing at it. */
@@ -250,13 +250,13 @@ export class Manifests {
     const d = await this.resolve(repo, reference);
     if (!reference.includes(':')) {
       await this.links.deleteTree(paths.tagDir(repo, reference));
-      this.s.tagsChanged(repo);
+      this.s.tagsChanged(repo, [reference]);
       await this.s.index.tagDeleted(repo, reference, d);
       return;
     }
     const tags = await this.tagsPointingAt(repo, d);
     for (const tag of tags) await this.links.deleteTree(paths.tagDir(repo, tag));
-    this.s.tagsChanged(repo);
+    this.s.tagsChanged(repo, tags);
     const m = await this.s.describer.describe(d.value);
     await this.links.deleteTree(paths.revisionDir(repo, d));
     if (m?.subject) await this.links.deleteTree(paths.referrerLink(repo, parseDigest(m.subject), d).replace(/\/link$/, ''));

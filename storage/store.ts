@@ -100,7 +100,7 @@ export class ContentStore {
         settle: (keys, recheck) => this.settle(keys, recheck),
         checkDelete: () => this.checkDelete(),
         layerUrls: this.opts.layerUrls,
-        tagsChanged: (repo) => this.listings.forgetTags(repo),
+        tagsChanged: (repo, tags) => this.listings.forgetTags(repo, tags),
       },
       this.links,
       this.opts.manifestCacheBytes,

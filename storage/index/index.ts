@@ -4,6 +4,7 @@
 // markers in the store. Replicas on one store keep their tables current from
 // the change feed; one of them (the index lease holder) writes snapshots,
 // prunes the feed and rebuilds the markers of a store that lacks them.
+import { LRUCache } from 'lru-cache';
 import type { Digest } from '../digest';
 import { parseDigest } from '../digest';
 import { isNotFound, type StorageDriver } from '../driver';
@@ -55,6 +56,15 @@ export interface SweptRepository {
 const SETTLE_MS = 300;
 /** Figures computed at once: few while serving, more for a command that waits for them. */
 const SUMMARY_CONCURRENCY = { serving: 2, command: 8 };
+/**
+ * A repository's summary reads all its tags: under a stream of pushes into a
+ * large repository, summarising after every burst would cost O(tags) per push.
+ * The next summary of a repository waits this many times as long as its last
+ * one took, so summaries take at most ~1/(1+SPACING) of the time.
+ */
+const SUMMARY_SPACING = 9;
+/** Repositories whose last summary cost is remembered (~100 bytes each). */
+const SUMMARY_COSTS = 20_000;
 const LEASE_TTL_MS = 3 * 60_000;
 
 export class StoreIndex {
@@ -68,6 +78,8 @@ export class StoreIndex {
   private markersComplete = false;
   private readonly queue: string[] = [];
   private readonly dirtyAt = new Map<string, number>();
+  /** When each recently summarised repository may be summarised again. */
+  private readonly nextSummary = new LRUCache<string, number>({ max: SUMMARY_COSTS });
   private working = 0;
   private timers: NodeJS.Timeout[] = [];
   private lease?: Lease;
@@ -265,9 +277,17 @@ export class StoreIndex {
     const repo = this.queue.shift()!;
     const since = this.dirtyAt.get(repo);
     if (since === undefined) return;
-    const wait = since + SETTLE_MS - Date.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait).unref());
+    const wait = Math.max(since + SETTLE_MS, this.nextSummary.get(repo) ?? 0) - Date.now();
+    if (wait > 0) {
+      // Not yet: free the slot for other repositories and come back.
+      setTimeout(() => {
+        this.queue.push(repo);
+        this.drain();
+      }, wait).unref();
+      return;
+    }
     const started = this.dirtyAt.get(repo)!;
+    const t0 = Date.now();
     try {
       const entry = this.table.get(repo);
       if (!entry) return void this.dirtyAt.delete(repo);
@@ -277,6 +297,8 @@ export class StoreIndex {
     } catch (e) {
       this.opts.onError?.(`summary of ${repo}`, e);
     }
+    const now = Date.now();
+    this.nextSummary.set(repo, now + (now - t0) * SUMMARY_SPACING);
     // Touched again while this ran: go round once more.
     if (this.dirtyAt.get(repo) === started) this.dirtyAt.delete(repo);
     else this.queue.push(repo);
