@@ -9,15 +9,9 @@ import { startBerth, tempDir } from './helpers/berth';
 import { buildFixture, dedupe, sumBytes, type FixtureImage } from './helpers/gc-fixture';
 import { waitFor } from './helpers/ops-client';
 import { blob, pushImage, randomBlob, type Blob } from './helpers/registry-client';
+// The contract as the UI reads it: a field the API drops or renames fails here too.
+import type { Repo } from '../ui/src/api';
 
-interface Repo {
-  name: string;
-  tags: number;
-  images: number;
-  lastPush: string | null;
-  logicalBytes: number;
-  uniqueBytes: number;
-}
 type Body = Record<string, unknown>;
 
 /** What pulling the image fetches: manifest, config, layers, and for an index its children. */
