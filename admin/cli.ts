@@ -4,26 +4,25 @@
 import readline from 'node:readline/promises';
 import { UsageError } from '../auth/cli';
 import type { Config } from '../server/config';
-import { parseFlags, type Load } from '../server/maintenance';
+import { parseFlags, withDriver, type Load } from '../server/maintenance';
 import { createProgress, formatBytes } from '../server/progress';
 import { parseDigest } from '../storage/digest';
 import { RegistryError } from '../storage/errors';
-import { createDriver } from '../storage/factory';
 import type { SortKey } from '../storage/index/table';
 import { ContentStore } from '../storage/store';
 import { deletionPlan } from './deletion';
 import { blobImages } from './images';
 import { tagRows } from './tags';
 
-async function withStore<T>(config: Config, fn: (store: ContentStore) => Promise<T>): Promise<T> {
-  const driver = createDriver(config.storage);
-  const store = new ContentStore(driver, { deleteEnabled: config.storage.delete.enabled, index: { readOnly: config.storage.maintenance.readonly.enabled } });
-  try {
-    return await fn(store);
-  } finally {
-    await store.index.stop();
-    await driver.close();
-  }
+function withStore<T>(config: Config, fn: (store: ContentStore) => Promise<T>): Promise<T> {
+  return withDriver(config, async (driver) => {
+    const store = new ContentStore(driver, { deleteEnabled: config.storage.delete.enabled, index: { readOnly: config.storage.maintenance.readonly.enabled } });
+    try {
+      return await fn(store);
+    } finally {
+      await store.index.stop();
+    }
+  });
 }
 
 /** Columns padded to their widest cell; numbers right-aligned. */

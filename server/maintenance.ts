@@ -129,7 +129,8 @@ export function parseFlags(args: string[], withValue: string[], switches: string
 
 export type Load = (file: string | undefined) => Config;
 
-async function withDriver<T>(config: Config, fn: (driver: StorageDriver) => Promise<T>): Promise<T> {
+/** The config's storage driver for the length of fn, closed after. */
+export async function withDriver<T>(config: Config, fn: (driver: StorageDriver) => Promise<T>): Promise<T> {
   const driver = createDriver(config.storage);
   try {
     return await fn(driver);
