@@ -24,6 +24,7 @@ const { values: opt } = parseArgs({
     'no-first-start': { type: 'boolean', default: false },
     targets: { type: 'string', default: 'berth,distribution' },
     'put-concurrency': { type: 'string', default: '32' },
+    'tags-per-repo': { type: 'string', default: '10' },
     only: { type: 'string' },
     'cpu-prof': { type: 'string' },
     json: { type: 'string' },
@@ -43,6 +44,7 @@ const REQUESTS = num(opt.requests, 'requests');
 const MUTATIONS = num(opt.mutations, 'mutations');
 const WARMUP = num(opt.warmup, 'warmup');
 const IDLE = num(opt['idle-seconds'], 'idle-seconds');
+const TAGS_PER_REPO = num(opt['tags-per-repo'], 'tags-per-repo');
 const KINDS = opt.targets!.split(',') as Kind[];
 const ONLY = opt.only ? new Set(opt.only.split(',').map(Number)) : undefined;
 const workloads = WORKLOADS.filter((_, i) => !ONLY || ONLY.has(i));
@@ -106,7 +108,7 @@ async function main() {
   const s3 = backend === 's3' ? new S3Stores(opt.dir!, num(opt['put-concurrency'], 'put-concurrency')) : undefined;
   try {
     for (const size of SIZES) {
-      const store = s3 ? await s3.store(size) : await filesystemStore(opt.dir!, size, opt.keep!);
+      const store = s3 ? await s3.store(size, TAGS_PER_REPO) : await filesystemStore(opt.dir!, size, opt.keep!, TAGS_PER_REPO);
       try {
         await measureSize(store);
       } finally {

@@ -76,8 +76,8 @@ interface StampFile {
  * complete one of the same shape is there (a stamp file says so), else
  * generated (and removed at the end unless `keep`).
  */
-export async function filesystemStore(dir: string, size: number, keep: boolean): Promise<Store> {
-  const shape = growthShape(size);
+export async function filesystemStore(dir: string, size: number, keep: boolean, tagsPerRepo = 10): Promise<Store> {
+  const shape = growthShape(size, { tags: size * tagsPerRepo });
   const root = path.join(dir, `growth-${size}`);
   const stampFile = path.join(dir, `growth-${size}.json`);
   let stamp: StampFile | undefined;
@@ -132,9 +132,9 @@ export class S3Stores {
     private readonly concurrency: number,
   ) {}
 
-  async store(size: number): Promise<Store> {
+  async store(size: number, tagsPerRepo = 10): Promise<Store> {
     const s3 = await (this.s3 ??= startS3());
-    const shape = growthShape(size);
+    const shape = growthShape(size, { tags: size * tagsPerRepo });
     const rootdirectory = `/growth-${size}`;
     const root = fs.mkdtempSync(path.join(this.scratchDir, `growth-s3-${size}-`));
     const driver = new S3Driver(s3.options({ rootdirectory }));
