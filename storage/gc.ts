@@ -1,15 +1,17 @@
 // Online garbage collection: mark what tags reach (index children, referrers of
 // kept manifests, their blobs), sweep the rest while the registry keeps serving
-// pushes and pulls. The protocol that makes this safe is in storage/GC.md.
+// pushes and pulls. The protocol that makes this safe is in storage/GC.md;
+// what each repository loses is decided in gcplan.ts.
 import { parseDigest } from './digest';
 import { isNotFound, type StorageDriver } from './driver';
+import { RepoPlanner, type RepoPlan } from './gcplan';
 import { clearExpiredIntents, intentKey, SweepIntent, type Lease } from './lease';
 import type { SweptRepository } from './index/index';
 import { paths } from './paths';
 import { forEachLimit, mapLimit } from './pool';
 import { purgeUploads, type PurgeResult } from './purge';
-import { compilePolicies, type CompiledPolicy, type RetentionPolicy } from './retention';
-import { blobDataPath, blobDirPath, listBlobs, listDigests, listRepositories, RefsCache, scanRepository, type Refs, type RepoState } from './scan';
+import type { RetentionPolicy } from './retention';
+import { blobDataPath, blobDirPath, listBlobs, listDigests, listRepositories, RefsCache, scanRepository } from './scan';
 
 export type { RetentionPolicy } from './retention';
 
@@ -70,22 +72,6 @@ export interface GcReport {
   removed: { tags: string[]; manifests: string[]; layerLinks: string[]; blobs: string[] };
 }
 
-interface RepoPlan {
-  repo: string;
-  /** tag -> the digest it pointed at when planned */
-  dropTags: Map<string, string>;
-  dropRevisions: Set<string>;
-  dropLayers: Set<string>;
-  keptRevisions: Set<string>;
-  /** Blobs the kept manifests reference. */
-  keptBlobs: Set<string>;
-  /** The repository's links when planned. */
-  layers: Set<string>;
-  revisions: Set<string>;
-  /** Items kept only because they are younger than the cutoff. */
-  young: { tags: number; manifests: number; layers: number };
-}
-
 export class LeaseLostError extends Error {
   constructor() {
     super('the GC lease was taken over by another collector; stopping before the sweep');
@@ -93,19 +79,10 @@ export class LeaseLostError extends Error {
   }
 }
 
-async function modTime(driver: StorageDriver, path: string): Promise<number | undefined> {
-  try {
-    return (await driver.stat(path)).modTime.getTime();
-  } catch (e) {
-    if (isNotFound(e)) return undefined;
-    throw e;
-  }
-}
-
 class Collector {
   private readonly conc: number;
   private readonly refs: RefsCache;
-  private readonly policies: CompiledPolicy[];
+  private readonly planner: RepoPlanner;
   private readonly cutoff: number;
   private readonly phases: { name: string; ms: number }[] = [];
   private readonly holder: string;
@@ -117,8 +94,8 @@ class Collector {
   ) {
     this.conc = opts.concurrency ?? 16;
     this.refs = new RefsCache(driver);
-    this.policies = compilePolicies(opts.retention);
     this.cutoff = startedAt - opts.minAgeMs;
+    this.planner = new RepoPlanner(driver, this.refs, opts.retention, opts.deleteUntagged, this.cutoff, startedAt, this.conc);
     this.holder = opts.holder ?? 'gc';
   }
 
@@ -167,7 +144,7 @@ class Collector {
     const plans = await this.phase('mark', async () => {
       let done = 0;
       return mapLimit(repos, Math.max(1, this.conc >> 2), async (name) => {
-        const plan = await this.planRepo(await scanRepository(this.driver, name, this.conc));
+        const plan = await this.planner.plan(await scanRepository(this.driver, name, this.conc));
         this.progress('mark', ++done, repos.length);
         return plan;
       });
@@ -192,75 +169,6 @@ class Collector {
     return report;
   }
 
-  private policyFor(repo: string): CompiledPolicy | undefined {
-    return this.policies.find((p) => p.name.test(repo));
-  }
-
-  /** Decide what a repository loses. Pure reads; run again for the final re-check. */
-  private async planRepo(state: RepoState): Promise<RepoPlan> {
-    const { driver } = this;
-    const repo = state.name;
-    const policy = this.policyFor(repo);
-
-    const young = { tags: 0, manifests: 0, layers: 0 };
-    const dropTags = new Map<string, string>();
-    if (policy && (policy.keeplatest !== undefined || policy.keep)) {
-      const candidates = [...state.tags.keys()].filter((t) => !policy.keep?.test(t));
-      const times = await mapLimit(candidates, this.conc, (t) => modTime(driver, paths.tagCurrentLink(repo, t)));
-      const byAge = candidates.map((t, i) => ({ t, at: times[i] ?? Infinity })).sort((a, b) => b.at - a.at || a.t.localeCompare(b.t));
-      const keepN = policy.keeplatest ?? 0;
-      for (const { t, at } of byAge.slice(keepN)) {
-        if (at < this.cutoff) dropTags.set(t, state.tags.get(t)!);
-        else if (at !== Infinity) young.tags++;
-      }
-    }
-
-    const revisions = [...state.revisions];
-    const refs = new Map<string, Refs>();
-    await forEachLimit(revisions, this.conc, async (d) => {
-      const r = await this.refs.get(d);
-      if (r) refs.set(d, r);
-    });
-    const referrers = new Map<string, string[]>();
-    for (const [d, r] of refs) if (r.subject) referrers.set(r.subject, [...(referrers.get(r.subject) ?? []), d]);
-
-    const kept = new Set<string>();
-    const reach = (roots: Iterable<string>) => {
-      const todo = [...roots];
-      while (todo.length) {
-        const d = todo.pop()!;
-        if (kept.has(d) || !state.revisions.has(d)) continue;
-        kept.add(d);
-        todo.push(...(refs.get(d)?.children ?? []), ...(referrers.get(d) ?? []));
-      }
-    };
-    reach([...state.tags].filter(([t]) => !dropTags.has(t)).map(([, d]) => d));
-    const deleteUntagged = this.opts.deleteUntagged || policy?.untaggedage !== undefined;
-    const dropRevisions = new Set<string>();
-    if (!deleteUntagged) {
-      reach(revisions);
-    } else {
-      const untaggedCutoff = Math.min(this.cutoff, this.startedAt - (policy?.untaggedage ?? 0));
-      const others = revisions.filter((d) => !kept.has(d));
-      const times = await mapLimit(others, this.conc, (d) => modTime(driver, paths.revisionLink(repo, parseDigest(d))));
-      // Young manifests are roots: a push in progress (index children before the index, a referrer before its tag).
-      // Those younger than --min-age first, to count what it held back (with what they reach).
-      const before = kept.size;
-      reach(others.filter((_, i) => times[i] !== undefined && times[i]! >= this.cutoff));
-      young.manifests = kept.size - before;
-      reach(others.filter((_, i) => !(times[i]! < untaggedCutoff)));
-      for (const d of revisions) if (!kept.has(d)) dropRevisions.add(d);
-    }
-
-    const keptBlobs = new Set<string>();
-    for (const d of kept) for (const b of refs.get(d)?.blobs ?? []) keptBlobs.add(b);
-    const loose = [...state.layers].filter((d) => !keptBlobs.has(d));
-    const times = await mapLimit(loose, this.conc, (d) => modTime(driver, paths.layerLink(repo, parseDigest(d))));
-    const dropLayers = new Set(loose.filter((_, i) => times[i]! < this.cutoff));
-    young.layers = times.filter((t) => t !== undefined && t >= this.cutoff).length;
-    return { repo, dropTags, dropRevisions, dropLayers, keptRevisions: kept, keptBlobs, layers: state.layers, revisions: state.revisions, young };
-  }
-
   private async checkLease(): Promise<void> {
     if (this.opts.lease && !(await this.opts.lease.renew())) throw new LeaseLostError();
   }
@@ -281,7 +189,7 @@ class Collector {
     }
     const intent = await SweepIntent.announce(this.driver, this.holder, keys, this.opts.sweepBudgetMs ?? 120_000);
     try {
-      const fresh = await mapLimit(busy, Math.max(1, this.conc >> 2), async (p) => this.planRepo(await scanRepository(this.driver, p.repo, this.conc)));
+      const fresh = await mapLimit(busy, Math.max(1, this.conc >> 2), async (p) => this.planner.plan(await scanRepository(this.driver, p.repo, this.conc)));
       const finals = new Map<string, RepoPlan>();
       for (let i = 0; i < busy.length; i++) {
         const before = busy[i];
