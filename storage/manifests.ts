@@ -45,6 +45,20 @@ export interface ManifestStoreParts {
   tagsChanged(repo: string, tags: string[]): void;
 }
 
+/**
+ * The bytes in a Buffer of their own. A small Buffer.concat (a manifest PUT's
+ * body) is a slice of Node's shared 8 KiB pool, and a cached slice keeps the
+ * whole 8 KiB alive while the cache counts only the slice: after three rounds
+ * of the mixed load the cache pinned 572 such slabs (4.7 MB), and the
+ * bound in bytes did not hold.
+ */
+function ownBytes(b: Buffer): Buffer {
+  if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) return b;
+  const own = Buffer.allocUnsafeSlow(b.length);
+  b.copy(own);
+  return own;
+}
+
 export class Manifests {
   private readonly cache: LRUCache<string, ManifestContent>;
 
@@ -80,7 +94,7 @@ export class Manifests {
       const t = JSON.parse(bytes.toString('utf8'))?.mediaType;
       mediaType = typeof t === 'string' ? t : 'application/octet-stream';
     }
-    const m = { digest: d.value, mediaType, bytes };
+    const m = { digest: d.value, mediaType, bytes: ownBytes(bytes) };
     this.cache.set(d.value, m);
     return m;
   }
@@ -152,7 +166,7 @@ export class Manifests {
       }
     })();
     await Promise.all([content, this.s.index.beforeManifest(repo, d, refs)]);
-    this.cache.set(d.value, { digest: d.value, mediaType: parsed.mediaType, bytes });
+    this.cache.set(d.value, { digest: d.value, mediaType: parsed.mediaType, bytes: ownBytes(bytes) });
     await this.links.write(paths.revisionLink(repo, d), d, true);
     if (parsed.subject) {
       await this.links.write(paths.referrerLink(repo, parseDigest(parsed.subject.digest), d), d);

@@ -5,7 +5,11 @@
 import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
+import { FilesystemDriver } from '../storage/drivers/filesystem';
+import { ContentStore } from '../storage/store';
 import { NODE_FLAGS, startBerth, tempDir } from './helpers/berth';
+import { putImage } from './helpers/gc-fixture';
+import { blob } from './helpers/registry-client';
 import { GeneratedBlob, OciClient, sourceDigest } from './helpers/oci-client';
 import { procMemMiB } from './helpers/process';
 
@@ -68,4 +72,21 @@ t.test('npm start, the bin and the container image run node with the same flags 
   t.same(flags(start), NODE_FLAGS, 'npm start');
   t.same(flags(read('server/cli.ts').split('\n')[0]), NODE_FLAGS, "the bin's shebang");
   t.same(flags(read('deploy/Dockerfile').split('\n').find((l) => l.startsWith('ENTRYPOINT'))!), NODE_FLAGS, "the image's ENTRYPOINT");
+});
+
+// The manifest cache is bounded by the bytes it counts; an entry that is a
+// slice of Node's 8 KiB Buffer pool would keep the whole slab alive.
+t.test('a cached manifest holds its own bytes, not a slice of a larger buffer', async (t) => {
+  const root = tempDir('berth-mcache-');
+  const store = new ContentStore(new FilesystemDriver({ rootdirectory: root }));
+  const pushed = await putImage(store, 'mem/app', 'v1', [blob('{"n":1}'), blob('layer')]);
+  t.ok(pushed.bytes.length < 4096, 'a small manifest (Buffer.from and concat put those in the shared pool)');
+  for (const [how, get] of [
+    ['after a PUT', () => store.getManifest('mem/app', 'v1')],
+    ['after a read from storage', () => new ContentStore(new FilesystemDriver({ rootdirectory: root })).getManifest('mem/app', 'v1')],
+  ] as const) {
+    const m = await get();
+    t.ok(m.bytes.equals(pushed.bytes), `${how}: the content`);
+    t.equal(m.bytes.buffer.byteLength, m.bytes.length, `${how}: its memory is its own`);
+  }
 });
