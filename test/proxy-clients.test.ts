@@ -70,7 +70,7 @@ if (bins) {
     await ctr(['images', 'pull', '--hosts-dir', hosts, 'docker.io/library/sibling:1']);
     t.ok(cached('dockerhub/library/sibling'), 'docker.io/library/sibling: ?ns=docker.io, cached under dockerhub/');
     // ctr resolves the tag with a HEAD, then GETs the manifest by digest: one fetch upstream (Docker Hub counts them as pulls).
-    t.equal(up.count('GET', /^\/v2\/library\/sibling\/manifests\//), 1, 'the manifest was fetched from the upstream once');
+    t.equal(await up.count('GET', /^\/v2\/library\/sibling\/manifests\//), 1, 'the manifest was fetched from the upstream once');
     await ctr(['images', 'pull', '--hosts-dir', hosts, '--all-platforms', 'ghcr.io/library/multi:1']);
     t.ok(cached('ghcr/library/multi'), 'ghcr.io/library/multi: ?ns=ghcr.io, cached under ghcr/');
     const ls = (await ctr(['images', 'ls'])).stdout;

@@ -54,10 +54,10 @@ t.test('two replicas pulling one image at once make one upstream fetch per blob'
   // Every blob asked of both replicas at the same moment, all blobs at once.
   const pulls = await Promise.all(digests.flatMap((d) => clients.map((c) => c.pullBlob(`hub/${repo}`, d).then((r) => ({ d, ...r })))));
   for (const p of pulls) t.same([p.status, p.digest], [200, p.d], `blob ${p.d.slice(7, 19)}: whole and verified`);
-  for (const d of digests) t.equal(up.count('GET', new RegExp(`^/v2/${repo}/blobs/${d}$`)), 1, `blob ${d.slice(7, 19)} fetched from the upstream once`);
+  for (const d of digests) t.equal(await up.count('GET', new RegExp(`^/v2/${repo}/blobs/${d}$`)), 1, `blob ${d.slice(7, 19)} fetched from the upstream once`);
   // And from the store afterwards, on both.
   for (const c of clients) t.equal((await c.pullBlob(`hub/${repo}`, descs[1].digest)).digest, descs[1].digest);
-  t.equal(up.count('GET', new RegExp(`^/v2/${repo}/blobs/`)), digests.length, 'no further fetches');
+  t.equal(await up.count('GET', new RegExp(`^/v2/${repo}/blobs/`)), digests.length, 'no further fetches');
   for (const c of clients) c.close();
   const driver = new S3Driver(s3.options({ rootdirectory: '/proxy' }));
   t.same(await listOrEmpty(driver, `${paths.root}/_berth/proxy/fills`), [], 'every fill lease released');

@@ -63,9 +63,11 @@ export interface LoggedRequest {
   method: string;
   path: string;
   status: number;
+  /** The client's User-Agent ('' without one). */
+  agent: string;
 }
 
 /** The requests in distribution's access log (its output with `accessLog`), in order. */
 export function requestsIn(output: string): LoggedRequest[] {
-  return [...output.matchAll(/"([A-Z]+) (\S+) HTTP\/[\d.]+" (\d{3}) /g)].map((m) => ({ method: m[1], path: m[2], status: Number(m[3]) }));
+  return [...output.matchAll(/"([A-Z]+) (\S+) HTTP\/[\d.]+" (\d{3}) \S+ "[^"]*" "([^"]*)"/g)].map((m) => ({ method: m[1], path: m[2], status: Number(m[3]), agent: m[4] }));
 }

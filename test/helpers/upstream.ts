@@ -29,10 +29,10 @@ export interface TokenUpstream {
   url: string;
   host: string;
   tokenUrl: string;
-  /** The registry's requests so far (its access log), also across restarts. */
-  requests(): LoggedRequest[];
-  /** How many requests with this method reached a path matching `re`. */
-  count(method: string, re: RegExp): number;
+  /** The registry's requests so far (its access log, complete up to now: see settle), also across restarts. */
+  requests(): Promise<LoggedRequest[]>;
+  /** How many requests with this method reached a path matching `re` so far. */
+  count(method: string, re: RegExp): Promise<number>;
   /** A bearer token for `scopes` (e.g. repository:library/app:pull), anonymous or as a user. */
   token(scopes: string[], user?: keyof typeof UPSTREAM_USERS): Promise<string>;
   /** A client whose token may push and pull `repos`. */
@@ -83,13 +83,30 @@ export async function startTokenUpstream(): Promise<TokenUpstream> {
     const res = await fetch(`${tokenUrl}?${q}`, { headers: basic ? { authorization: `Basic ${basic}` } : {} });
     return ((await res.json()) as { token: string }).token;
   };
-  const requests = () => requestsIn(earlier + (dist?.output() ?? ''));
+  const logged = () => requestsIn(earlier + (dist?.output() ?? ''));
+  // distribution logs a request once its response went out, so a request just
+  // answered may not be in the log yet. A marker request sent now is logged
+  // after it: once the marker is there, the log holds everything before it.
+  let marks = 0;
+  const settle = async () => {
+    if (!dist) return;
+    const mark = `/v2/?settled=${++marks}`;
+    await (await fetch(`${dist.url}${mark}`)).arrayBuffer();
+    for (const deadline = Date.now() + 10_000; !logged().some((r) => r.path === mark); ) {
+      if (Date.now() > deadline) throw new Error(`the upstream did not log ${mark}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  const requests = async () => {
+    await settle();
+    return logged().filter((r) => !r.path.startsWith('/v2/?settled='));
+  };
   return {
     url: dist.url,
     host: dist.host,
     tokenUrl,
     requests,
-    count: (method, re) => requests().filter((r) => r.method === method && re.test(r.path)).length,
+    count: async (method, re) => (await requests()).filter((r) => r.method === method && re.test(r.path)).length,
     token,
     async pusher(repos) {
       const t = await token(repos.map((r) => `repository:${r}:pull,push`), 'pusher');
