@@ -116,7 +116,7 @@ class StoreQueue implements AsyncIterable<Buffer> {
 
 /** One upstream fetch of a blob into the store, streamed to the clients attached before its first byte. */
 class Fill {
-  /** The upstream answered: the size when known; undefined when another replica fetches instead. */
+  /** The upstream answered: the size when known; undefined when another replica fetches instead, or the blob was stored meanwhile. */
   readonly head: Promise<{ size?: number } | undefined>;
   /** The blob is in the store (or, for a fill that waited, another replica finished or gave up). */
   readonly done: Promise<void>;
@@ -172,6 +172,14 @@ class Fill {
     const held = lease.value;
     const renew = setInterval(() => void held.renew().catch(() => undefined), LEASE_TTL_MS / 3);
     try {
+      // The caller looked into the store before this lease was held: a fill that ended meanwhile,
+      // in this process or on another replica, may have stored the blob. Fetching it again is what
+      // the lease is there to prevent.
+      if ((await store.globalBlobSize(this.d)) !== undefined) {
+        await cancel();
+        this.answered(undefined);
+        return;
+      }
       const res = await this.upstream.request('GET', this.remote, `blobs/${this.d.value}`);
       this.body = res;
       if (this.blobs.closing) res.destroy(new Error('berth is shutting down'));
@@ -313,7 +321,7 @@ export class ProxyBlobs {
         }
         client.destroy();
       }
-      // A range, a fill already flowing, or another replica fetching: serve from the store once it holds the blob.
+      // A range, a fill already flowing, another replica fetching, or stored meanwhile: serve from the store once it holds the blob.
       await fill.done;
       if (await this.linked(t.local, digest)) return next();
     }

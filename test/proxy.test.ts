@@ -9,7 +9,7 @@ import { startBerth, tempDir, type Berth } from './helpers/berth';
 import { runCli } from './helpers/cli';
 import { mustRun, needClients } from './helpers/clients';
 import { buildTestImages, type TestImages } from './helpers/images';
-import { MANIFEST_ACCEPT, sha256 } from './helpers/oci-client';
+import { GeneratedBlob, MANIFEST_ACCEPT, sha256 } from './helpers/oci-client';
 import { scrape } from './helpers/ops-client';
 import { blob, getBytes, pushImage } from './helpers/registry-client';
 import { startTokenUpstream, UPSTREAM_USERS, type TokenUpstream } from './helpers/upstream';
@@ -93,6 +93,42 @@ if (bins) {
     t.equal((await manifest('dockerhub/library/app', '1')).digest, imgs.app.manifest.digest);
     t.equal(await up.count('HEAD', /^\/v2\/library\/app\/manifests\/1$/), heads + 1, 'after the ttl: one HEAD');
     t.equal(await up.count('GET', /^\/v2\/library\/app\/manifests\/1$/), gets, 'and no GET (the digest did not change)');
+  });
+
+  t.test('pulls of one blob overlapping its fetch in every way cause one upstream fetch', async (t) => {
+    const repo = 'library/burst';
+    const pusher = await up.pusher([repo]);
+    const layer = await pusher.pushBlob(repo, new GeneratedBlob('burst', 1 << 20));
+    pusher.close();
+    const url = `${berth.url}/v2/dockerhub/${repo}/blobs/${layer.digest}`;
+    // A request every 5 ms from before the fetch starts until after the blob is stored: some join the
+    // stream, some (ranges, late comers) wait for the store, some arrive as the fill commits and ends.
+    const pulls: Promise<{ status: number; digest: string; range: boolean }>[] = [];
+    let firstDone = 0;
+    // A pull begun after the first one ended waits for the blob to be stored (or finds it there).
+    let stored = 0;
+    for (let i = 0; i < 300 && !(stored && Date.now() > stored + 50); i++) {
+      const range = i % 7 === 3;
+      const begun = Date.now();
+      const p = fetch(url, { headers: range ? { range: 'bytes=0-' } : {} }).then(async (res) => ({ status: res.status, digest: sha256(Buffer.from(await res.arrayBuffer())), range }));
+      void p.then(
+        () => {
+          if (i === 0) firstDone = Date.now();
+          else if (firstDone && begun > firstDone) stored ||= Date.now();
+        },
+        () => undefined, // Promise.all below reports it
+      );
+      pulls.push(p);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const results = await Promise.all(pulls);
+    t.ok(stored, `${results.length} pulls, the last ones after the blob was stored`);
+    t.same(
+      results.filter((r) => r.status !== (r.range ? 206 : 200) || r.digest !== layer.digest),
+      [],
+      'every pull whole and byte-identical',
+    );
+    t.equal(await up.count('GET', new RegExp(`^/v2/${repo}/blobs/`)), 1, 'the blob was fetched from the upstream once');
   });
 
   t.test('a HEAD of an uncached blob asks the upstream; a range of one fetches it whole', async (t) => {
