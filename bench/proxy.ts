@@ -17,7 +17,7 @@ import { startFront } from '../test/helpers/front';
 import { bufferSource, GeneratedBlob, imageManifest, MANIFEST_ACCEPT, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST } from '../test/helpers/oci-client';
 import { procMemMiB, type Managed } from '../test/helpers/process';
 import { startTokenUpstream, type TokenUpstream } from '../test/helpers/upstream';
-import { fmt, markdownTable, median } from './report';
+import { fmt, markdownTable, median } from './stats';
 
 const MiB = 1 << 20;
 const { values: opt } = parseArgs({
@@ -65,7 +65,7 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
 function get(url: string, headers: Record<string, string>, hash: boolean): Promise<{ status: number; bytes: number; body?: Buffer; digest?: string }> {
   return new Promise((resolve, reject) => {
     http
-      .get(url, { agent, headers }, (res) => {
+      .get(url, { agent, headers: { 'user-agent': 'bench', ...headers } }, (res) => {
         const h = hash ? crypto.createHash('sha256') : undefined;
         const keep: Buffer[] = [];
         let bytes = 0;
@@ -192,11 +192,13 @@ async function main() {
     const mem = (l: string) => `${fmt(memory[l].before)} → ${fmt(memory[l].peak)}`;
     rows.push([`RSS before → peak, cold ${BIG / MiB} MiB blob (MB)`, mem('berth'), '', mem('distribution'), '', '', '', '']);
     rows.push(['peak RSS of the run (VmHWM, MB)', fmt((procMemMiB(berth.proc.pid!, 'VmHWM') * MiB) / 1e6), '', fmt((procMemMiB(dist.proc.pid!, 'VmHWM') * MiB) / 1e6), '', '', '', '']);
-    const fetches = up.count('GET', /^\/v2\/library\/cold0\/blobs\//);
+    // Who fetched the first cold image's blobs, by User-Agent (the bench's own pull straight from the upstream is `bench`).
+    const fetches = new Map<string, number>();
+    for (const r of await up.requests()) if (r.method === 'GET' && /^\/v2\/library\/cold0\/blobs\//.test(r.path)) fetches.set(r.agent, (fetches.get(r.agent) ?? 0) + 1);
     const info =
       `pull-through cache: ${ROUNDS} rounds (medians, range in parentheses), image ${IMAGE / MiB} MiB in ${SHARES.length + 1} blobs, ` +
       `${PARALLEL} blobs at a time; link to the upstream ${BANDWIDTH ? `${BANDWIDTH / 1e6} MB/s` : 'unlimited'} +${LATENCY} ms per request; ` +
-      `upstream blob GETs for one cold image (3 pullers): ${fetches}; ${new Date().toISOString()}, total ${((Date.now() - started) / 1000).toFixed(0)} s`;
+      `upstream blob GETs for one cold image of ${SHARES.length + 1} blobs, by User-Agent: ${[...fetches].map(([a, n]) => `${a || '(none)'} ${n}`).join(', ')}; ${new Date().toISOString()}, total ${((Date.now() - started) / 1000).toFixed(0)} s`;
     console.log(`\n${info}\n\n${markdownTable(rows)}\n`);
     if (opt.json) fs.writeFileSync(opt.json, JSON.stringify({ info, cold, warm, memory }, null, 2));
   } catch (e) {

@@ -3,6 +3,9 @@
 import { procCpuSeconds } from '../test/helpers/process';
 import type { OciClient } from '../test/helpers/oci-client';
 import { ROUNDS } from './options';
+import { fmt, markdownTable, median } from './stats';
+
+export { fmt, markdownTable, median, percentile } from './stats';
 
 export interface Server {
   label: string;
@@ -39,19 +42,6 @@ export function record(m: Metric, s: Server, v: number) {
   m.samples.set(s.label, list);
 }
 
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
-
-/** The p-th percentile (0..100) of xs, nearest rank. */
-export function percentile(xs: number[], p: number): number {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
-}
-
 /** Runs fn for each server, `rounds` times, alternating which goes first (A,B then B,A). */
 export async function interleaved(servers: Server[], fn: (s: Server, round: number) => Promise<void>, rounds = ROUNDS) {
   for (let r = 0; r < rounds; r++) {
@@ -72,15 +62,6 @@ export async function timed(s: Server, fn: () => Promise<unknown>): Promise<{ se
   const t0 = process.hrtime.bigint();
   await fn();
   return { secs: seconds(t0), cpu: procCpuSeconds(s.pid) - cpu0 };
-}
-
-export const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
-
-/** A markdown table: the first row is the header; the first column is left-aligned, the others right. */
-export function markdownTable(rows: string[][]): string {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => '| ' + r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |';
-  return [line(rows[0]), '|' + widths.map((w, i) => (i === 0 ? ':' : '') + '-'.repeat(w + 1) + (i === 0 ? '' : ':')).join('|') + '|', ...rows.slice(1).map(line)].join('\n');
 }
 
 /** One row per metric: medians per server, the ratio and whether the target holds. */
