@@ -4,7 +4,6 @@
 // markers in the store. Replicas on one store keep their tables current from
 // the change feed; one of them (the index lease holder) writes snapshots,
 // prunes the feed and rebuilds the markers of a store that lacks them.
-import { LRUCache } from 'lru-cache';
 import type { Digest } from '../digest';
 import { parseDigest } from '../digest';
 import { isNotFound, type StorageDriver } from '../driver';
@@ -13,33 +12,17 @@ import { paths } from '../paths';
 import { isRepository, repositoryNames } from '../repositories';
 import { ChangeFeed, type ChangeEvent } from './feed';
 import { indexKeys } from './keys';
+import { defaultIndexOptions, type IndexOptions } from './options';
 import { rebuildIndexes, references } from './rebuild';
 import { loadSnapshot, saveSnapshot } from './snapshot';
-import { computeUsage, loadUsage, saveUsage, type StoreUsage } from './usage';
+import { UsageCache, type StoreUsage } from './usage';
 import { summarize, type SummaryDeps } from './summary';
+import { Summaries } from './summaries';
 import { RepoTable, type RepoEntry } from './table';
 import { TagFacts } from './tags';
 import { BlobUsers } from './users';
 
-export interface IndexOptions {
-  /** How often the change feed is read, ms. */
-  pollMs: number;
-  /** How often the lease holder writes a snapshot of the table, ms. */
-  snapshotMs: number;
-  /** How long feed entries are kept, ms; a replica away longer re-reads the store. */
-  feedRetentionMs: number;
-  /** How often the repository list is checked against the store, ms (for repositories another program writes). */
-  reconcileMs: number;
-  /** How often the lease holder recomputes store-wide usage, ms. */
-  usageMs: number;
-  /** storage.maintenance.readonly: no snapshots, pruning or rebuilds. */
-  readOnly?: boolean;
-  /** Errors of background work (they never fail a request). */
-  onError?: (what: string, e: unknown) => void;
-  onInfo?: (what: string, fields: Record<string, unknown>) => void;
-}
-
-export const defaultIndexOptions: IndexOptions = { pollMs: 1000, snapshotMs: 5 * 60_000, feedRetentionMs: 30 * 60_000, reconcileMs: 60_000, usageMs: 5 * 60_000 };
+export type { IndexOptions } from './options';
 
 export type IndexState = 'cold' | 'loading' | 'ready';
 
@@ -52,19 +35,6 @@ export interface SweptRepository {
   layers: string[];
 }
 
-/** Wait this long after a repository's last change before summarising it (a push is a burst of writes). */
-const SETTLE_MS = 300;
-/** Figures computed at once: few while serving, more for a command that waits for them. */
-const SUMMARY_CONCURRENCY = { serving: 2, command: 8 };
-/**
- * A repository's summary reads all its tags: under a stream of pushes into a
- * large repository, summarising after every burst would cost O(tags) per push.
- * The next summary of a repository waits this many times as long as its last
- * one took, so summaries take at most ~1/(1+SPACING) of the time.
- */
-const SUMMARY_SPACING = 9;
-/** Repositories whose last summary cost is remembered (~100 bytes each). */
-const SUMMARY_COSTS = 20_000;
 const LEASE_TTL_MS = 3 * 60_000;
 
 export class StoreIndex {
@@ -76,19 +46,13 @@ export class StoreIndex {
   private loadState: IndexState = 'cold';
   /** The markers (blob users, tag markers) hold everything the layout does. */
   private markersComplete = false;
-  private readonly queue: string[] = [];
-  private readonly dirtyAt = new Map<string, number>();
-  /** When each recently summarised repository may be summarised again. */
-  private readonly nextSummary = new LRUCache<string, number>({ max: SUMMARY_COSTS });
-  private working = 0;
+  private readonly summaries: Summaries;
   private timers: NodeJS.Timeout[] = [];
   private lease?: Lease;
   private lastSnapshot = 0;
   private stopped = false;
   private reconciling = false;
-  /** Usage as last read from the store (or computed), and when. */
-  private usageRead?: { at: number; usage: Promise<StoreUsage> };
-  private recomputing?: Promise<StoreUsage>;
+  private readonly storeUsage: UsageCache;
   /** A round of the lease holder's work is under way (a rebuild can outlast many ticks). */
   private leading = false;
 
@@ -101,6 +65,9 @@ export class StoreIndex {
     this.users = new BlobUsers(driver);
     this.tags = new TagFacts(driver);
     this.feed = new ChangeFeed(driver);
+    const pushedAt = async (r: string, t: string, d: string) => (await this.tags.lastPush(r, t, d)).at;
+    this.storeUsage = new UsageCache(driver, this.table, this.opts);
+    this.summaries = new Summaries(this.table, (repo, lastPush) => summarize({ ...deps, users: this.users, pushedAt }, repo, lastPush), this.opts.onError);
   }
 
   /** 'ready' once the table holds every repository (figures may still be filling in). */
@@ -114,7 +81,7 @@ export class StoreIndex {
   }
 
   status(): { state: IndexState; repositories: number; summarizing: number; markers: 'complete' | 'rebuilding' } {
-    return { state: this.loadState, repositories: this.table.size, summarizing: this.dirtyAt.size, markers: this.markersComplete ? 'complete' : 'rebuilding' };
+    return { state: this.loadState, repositories: this.table.size, summarizing: this.summaries.pending, markers: this.markersComplete ? 'complete' : 'rebuilding' };
   }
 
   /**
@@ -128,8 +95,8 @@ export class StoreIndex {
 
   /** Until every repository's figures are computed (after open()); progress as (computed, total). */
   async summarized(onProgress?: (done: number, total: number) => void): Promise<void> {
-    while (this.dirtyAt.size) {
-      onProgress?.(this.table.size - this.dirtyAt.size, this.table.size);
+    while (this.summaries.pending) {
+      onProgress?.(this.table.size - this.summaries.pending, this.table.size);
       await new Promise((r) => setTimeout(r, 200));
     }
     onProgress?.(this.table.size, this.table.size);
@@ -138,6 +105,7 @@ export class StoreIndex {
   /** Load the table (snapshot + feed, or a walk of the store) in the background and keep it current. */
   start(): Promise<void> {
     this.loadState = 'loading';
+    this.summaries.serving = true;
     const loading = this.load(true).catch((e) => {
       this.opts.onError?.('index load', e);
       this.loadState = 'cold';
@@ -152,11 +120,12 @@ export class StoreIndex {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.summaries.stopped = true;
     for (const t of this.timers) clearInterval(t);
     // The lease holder leaves a current snapshot, so the next start reads little of the feed.
     if (this.lease && this.loadState === 'ready' && !this.opts.readOnly && (await this.lease.held().catch(() => false))) {
       // Figures still being recomputed are saved as unknown: the next start recomputes them.
-      const entries = [...this.table.entries()].map((e) => (this.dirtyAt.has(e.name) ? { ...e, summarizedAt: 0 } : e));
+      const entries = [...this.table.entries()].map((e) => (this.summaries.isPending(e.name) ? { ...e, summarizedAt: 0 } : e));
       await saveSnapshot(this.driver, entries, this.feed.position).catch((e) => this.opts.onError?.('index snapshot', e));
     }
     await this.lease?.release().catch(() => undefined);
@@ -169,7 +138,7 @@ export class StoreIndex {
     // (entries are pruned after the retention; a minute's margin for clocks).
     if (snap && Date.now() - snap.position < this.opts.feedRetentionMs - 60_000) {
       this.table.load(snap.entries);
-      for (const e of snap.entries) if (!e.summarizedAt) this.touch(e.name);
+      for (const e of snap.entries) if (!e.summarizedAt) this.summaries.touch(e.name);
       this.feed.reset(snap.position);
       this.lastSnapshot = snap.writtenAt;
       this.loadState = 'ready';
@@ -193,7 +162,7 @@ export class StoreIndex {
     const names = await repositoryNames(this.driver);
     this.table.load(names.map((name) => ({ name, tags: 0, images: 0, lastPush: 0, logicalBytes: 0, uniqueBytes: 0, summarizedAt: 0 })));
     this.loadState = 'ready';
-    if (markersComplete) for (const n of names) this.touch(n);
+    if (markersComplete) for (const n of names) this.summaries.touch(n);
     this.opts.onInfo?.('index loaded from the store', { repositories: names.length, ms: Date.now() - started });
   }
 
@@ -252,62 +221,13 @@ export class StoreIndex {
       const entry = this.table.get(e.repo);
       if (entry && e.at > entry.lastPush) this.table.update(e.repo, { lastPush: e.at });
     }
-    if (this.table.has(e.repo)) this.touch(e.repo);
-  }
-
-  /** Recompute the repository's figures soon. */
-  private touch(repo: string): void {
-    if (!this.dirtyAt.has(repo)) this.queue.push(repo);
-    this.dirtyAt.set(repo, Date.now());
-    this.drain();
-  }
-
-  private drain(): void {
-    const limit = this.timers.length ? SUMMARY_CONCURRENCY.serving : SUMMARY_CONCURRENCY.command;
-    while (this.working < limit && this.queue.length && !this.stopped) {
-      this.working++;
-      void this.summarizeNext().finally(() => {
-        this.working--;
-        this.drain();
-      });
-    }
-  }
-
-  private async summarizeNext(): Promise<void> {
-    const repo = this.queue.shift()!;
-    const since = this.dirtyAt.get(repo);
-    if (since === undefined) return;
-    const wait = Math.max(since + SETTLE_MS, this.nextSummary.get(repo) ?? 0) - Date.now();
-    if (wait > 0) {
-      // Not yet: free the slot for other repositories and come back.
-      setTimeout(() => {
-        this.queue.push(repo);
-        this.drain();
-      }, wait).unref();
-      return;
-    }
-    const started = this.dirtyAt.get(repo)!;
-    const t0 = Date.now();
-    try {
-      const entry = this.table.get(repo);
-      if (!entry) return void this.dirtyAt.delete(repo);
-      const deps = { ...this.deps, users: this.users, pushedAt: async (r: string, t: string, d: string) => (await this.tags.lastPush(r, t, d)).at };
-      const figures = await summarize(deps, repo, entry.lastPush);
-      this.table.update(repo, figures, Date.now());
-    } catch (e) {
-      this.opts.onError?.(`summary of ${repo}`, e);
-    }
-    const now = Date.now();
-    this.nextSummary.set(repo, now + (now - t0) * SUMMARY_SPACING);
-    // Touched again while this ran: go round once more.
-    if (this.dirtyAt.get(repo) === started) this.dirtyAt.delete(repo);
-    else this.queue.push(repo);
+    if (this.table.has(e.repo)) this.summaries.touch(e.repo);
   }
 
   /** A repository the table lacks though the store holds it (written by another program): add it now. */
   adopt(repo: string): RepoEntry {
     const e = this.table.add(repo);
-    this.touch(repo);
+    this.summaries.touch(repo);
     return e;
   }
 
@@ -423,39 +343,9 @@ export class StoreIndex {
     })().catch((e) => this.opts.onError?.('sharing refresh', e));
   }
 
-  /**
-   * Store-wide usage: as the lease holder last computed it (re-read every
-   * 30 s at most), or computed now when the store has none yet.
-   */
-  async usage(): Promise<StoreUsage> {
-    const now = Date.now();
-    if (!this.usageRead || now - this.usageRead.at >= Math.min(30_000, this.opts.usageMs)) {
-      const usage = (async () => (await loadUsage(this.driver)) ?? (await this.recomputeUsage()))();
-      this.usageRead = { at: now, usage };
-      usage.catch(() => (this.usageRead = undefined));
-    }
-    const u = await this.usageRead.usage;
-    // Stale since the last change, and cheap to redo compared with how stale: redo it
-    // in the background (a small store's figures follow pushes within seconds;
-    // a large one's walk runs at most a twentieth of the time).
-    const computedAt = Date.parse(u.computedAt);
-    if (this.table.lastChange > computedAt && now - computedAt > 20 * Math.max(u.ms, 50)) void this.recomputeUsage().catch((e) => this.opts.onError?.('usage', e));
-    return u;
-  }
-
-  /** One computation at a time in this process. */
-  private recomputeUsage(): Promise<StoreUsage> {
-    this.recomputing ??= (async () => {
-      try {
-        const u = await computeUsage(this.driver);
-        if (!this.opts.readOnly) await saveUsage(this.driver, u);
-        this.usageRead = { at: Date.now(), usage: Promise.resolve(u) };
-        return u;
-      } finally {
-        this.recomputing = undefined;
-      }
-    })();
-    return this.recomputing;
+  /** Store-wide usage, as the lease holder last computed it. */
+  usage(): Promise<StoreUsage> {
+    return this.storeUsage.get();
   }
 
   // ---- the lease holder's work ----------------------------------------------------------
@@ -475,7 +365,7 @@ export class StoreIndex {
   /** Figures computed before the markers were complete undercount sharing: compute them all. */
   private markersNowComplete(): void {
     this.markersComplete = true;
-    for (const e of this.table.entries()) this.touch(e.name);
+    for (const e of this.table.entries()) this.summaries.touch(e.name);
   }
 
   private async leaderDuties(): Promise<void> {
@@ -486,14 +376,13 @@ export class StoreIndex {
       if (!this.markersComplete && (await this.readState())) this.markersNowComplete();
       if (this.opts.readOnly) return;
       if (!this.lease || !(await this.lease.renew())) {
-  this.lease = await Lease.acquire(this.driver, newHolderId(), LEASE_TTL_MS, 250, indexKeys.lease);
+        this.lease = await Lease.acquire(this.driver, newHolderId(), LEASE_TTL_MS, 250, indexKeys.lease);
       }
       if (!this.lease) return;
       await this.feed.prune(this.opts.feedRetentionMs);
       if (!this.markersComplete) await this.rebuild(this.lease);
-      const usage = await loadUsage(this.driver);
-      if (!usage || Date.now() - Date.parse(usage.computedAt) >= this.opts.usageMs) await this.recomputeUsage();
-      if (Date.now() - this.lastSnapshot >= this.opts.snapshotMs && this.dirtyAt.size === 0) {
+      await this.storeUsage.refreshIfDue();
+      if (Date.now() - this.lastSnapshot >= this.opts.snapshotMs && this.summaries.pending === 0) {
         this.lastSnapshot = Date.now();
         await saveSnapshot(this.driver, [...this.table.entries()], this.feed.position);
       }

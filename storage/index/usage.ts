@@ -6,6 +6,8 @@ import { blobSizes } from '../du';
 import { isNotFound, type StorageDriver } from '../driver';
 import { forEachLimit } from '../pool';
 import { listOrEmpty } from '../repositories';
+import type { IndexOptions } from './options';
+import type { RepoTable } from './table';
 import { indexKeys, parseUser } from './keys';
 
 /** How many of the most shared layers are kept, and how many repositories of each. */
@@ -94,5 +96,58 @@ export async function loadUsage(driver: StorageDriver): Promise<StoreUsage | und
   } catch (e) {
     if (isNotFound(e) || e instanceof SyntaxError) return undefined;
     throw e;
+  }
+}
+
+/**
+ * Usage as one replica answers it: what the lease holder last stored (re-read
+ * every 30 s at most), or computed here when the store has none yet.
+ */
+export class UsageCache {
+  /** Usage as last read from the store (or computed), and when. */
+  private read?: { at: number; usage: Promise<StoreUsage> };
+  private recomputing?: Promise<StoreUsage>;
+
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly table: RepoTable,
+    private readonly opts: Pick<IndexOptions, 'usageMs' | 'readOnly' | 'onError'>,
+  ) {}
+
+  async get(): Promise<StoreUsage> {
+    const now = Date.now();
+    if (!this.read || now - this.read.at >= Math.min(30_000, this.opts.usageMs)) {
+      const usage = (async () => (await loadUsage(this.driver)) ?? (await this.recompute()))();
+      this.read = { at: now, usage };
+      usage.catch(() => (this.read = undefined));
+    }
+    const u = await this.read.usage;
+    // Stale since the last change, and cheap to redo compared with how stale: redo it
+    // in the background (a small store's figures follow pushes within seconds;
+    // a large one's walk runs at most a twentieth of the time).
+    const computedAt = Date.parse(u.computedAt);
+    if (this.table.lastChange > computedAt && now - computedAt > 20 * Math.max(u.ms, 50)) void this.recompute().catch((e) => this.opts.onError?.('usage', e));
+    return u;
+  }
+
+  /** The lease holder's duty: recompute what is older than usageMs. */
+  async refreshIfDue(): Promise<void> {
+    const usage = await loadUsage(this.driver);
+    if (!usage || Date.now() - Date.parse(usage.computedAt) >= this.opts.usageMs) await this.recompute();
+  }
+
+  /** One computation at a time in this process. */
+  private recompute(): Promise<StoreUsage> {
+    this.recomputing ??= (async () => {
+      try {
+        const u = await computeUsage(this.driver);
+        if (!this.opts.readOnly) await saveUsage(this.driver, u);
+        this.read = { at: Date.now(), usage: Promise.resolve(u) };
+        return u;
+      } finally {
+        this.recomputing = undefined;
+      }
+    })();
+    return this.recomputing;
   }
 }
