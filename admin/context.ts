@@ -5,6 +5,7 @@ import type { Config } from '../server/config';
 import { err } from '../storage/errors';
 import { isValidName } from '../storage/names';
 import type { ContentStore } from '../storage/store';
+import type { VisibleTotals } from './totals';
 
 /** Where a repository's content comes from when it is not hosted here (the pull-through cache). */
 export type UpstreamOf = (repo: string) => { prefix: string; remoteurl: string } | undefined;
@@ -15,7 +16,8 @@ export interface AdminDeps {
   upstreamOf?: UpstreamOf;
 }
 
-export type AdminCtx = Koa.ParameterizedContext<State> & { admin: AdminDeps };
+/** What the handlers get: the deps and the admin API's own state. */
+export type AdminCtx = Koa.ParameterizedContext<State> & { admin: AdminDeps & { totals: VisibleTotals } };
 
 export const canPull = (ctx: AdminCtx, repo: string) => ctx.state.auth.may('repository', repo, 'pull');
 

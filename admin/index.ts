@@ -9,6 +9,7 @@ import type { AdminCtx, AdminDeps } from './context';
 import { imagesContaining, getImage } from './images';
 import { deleteImage, deleteRepository, deleteTag, getRepository, listRepositories, previewDelete } from './repositories';
 import { listTags } from './tags';
+import { VisibleTotals } from './totals';
 import { getUsage } from './usage';
 
 export type { AdminDeps, UpstreamOf } from './context';
@@ -46,6 +47,7 @@ function route(path: string, deps: AdminDeps): Partial<Record<string, Handler>> 
 
 /** The admin API's data endpoints as one middleware, behind admin/front.ts (which sets ctx.state.auth). */
 export function adminApi(deps: AdminDeps): Koa.Middleware<State> {
+  const admin = { ...deps, totals: new VisibleTotals() };
   return async (ctx, next) => {
     if (!ctx.path.startsWith('/berth/v1/')) return next();
     const handlers = route(ctx.path, deps);
@@ -56,6 +58,6 @@ export function adminApi(deps: AdminDeps): Koa.Middleware<State> {
       ctx.set('Allow', Object.keys(handlers).join(', '));
       throw new RegistryError('UNSUPPORTED', `${ctx.method} is not supported here`, undefined, 405);
     }
-    await handler(Object.assign(ctx, { admin: deps }));
+    await handler(Object.assign(ctx, { admin }));
   };
 }

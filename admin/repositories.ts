@@ -3,6 +3,7 @@
 import { parseDigest } from '../storage/digest';
 import { err } from '../storage/errors';
 import type { RepoEntry, SortKey } from '../storage/index/table';
+import { SESSION_COOKIE } from './auth';
 import { canPull, iso, paging, visibleRepository, type AdminCtx } from './context';
 import { deletionPlan } from './deletion';
 
@@ -35,8 +36,12 @@ export async function listRepositories(ctx: AdminCtx): Promise<void> {
   const order = ctx.query.order ?? (sort === 'name' ? 'asc' : 'desc');
   if (order !== 'asc' && order !== 'desc') throw err('UNSUPPORTED', 'order must be asc or desc', { order }, 400);
   const q = typeof ctx.query.q === 'string' ? ctx.query.q : undefined;
-  const page = ctx.admin.store.index.table.query({ q, sort, desc: order === 'desc', cursor, limit, visible: (n) => canPull(ctx, n), withTotal: true });
-  ctx.body = { repositories: page.items.map((e) => repoJson(ctx, e)), ...(page.next && { next: page.next }), total: page.total };
+  const { table } = ctx.admin.store.index;
+  const visible = (n: string) => canPull(ctx, n);
+  const page = table.query({ q, sort, desc: order === 'desc', cursor, limit, visible });
+  const credential = ctx.cookies.get(SESSION_COOKIE) ?? ctx.get('authorization');
+  const total = ctx.admin.totals.count(table, credential, q, visible);
+  ctx.body = { repositories: page.items.map((e) => repoJson(ctx, e)), ...(page.next && { next: page.next }), total };
 }
 
 /** The table's entry, adding one the table missed (a repository another program wrote). */

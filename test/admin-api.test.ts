@@ -247,8 +247,9 @@ t.test('admin API over the GC fixture', async (t) => {
     const byTag = await api(url, '/berth/v1/repositories/a/app/_manifests/multi', { method: 'DELETE' });
     t.same([byTag.status, errorCode(byTag)], [400, 'DIGEST_INVALID'], 'an image is deleted by digest');
     await indexSettled(url);
-    const list = await get<{ repositories: Repo[] }>('/berth/v1/repositories');
+    const list = await get<{ repositories: Repo[]; total: number }>('/berth/v1/repositories');
     t.same(list.body.repositories.map((x) => [x.name, x.tags]), [['a/app', 1], ['c/app', 0], ['d/app', 0]], 'figures follow the deletes');
+    t.equal(list.body.total, 3, 'the total (counted before) follows the deleted repository');
   });
 });
 

@@ -55,14 +55,11 @@ export interface TableQuery {
   limit: number;
   /** May the caller see this repository? */
   visible: (name: string) => boolean;
-  /** Count every visible match (costs a pass over the table). */
-  withTotal?: boolean;
 }
 
 export interface TablePage {
   items: RepoEntry[];
   next?: string;
-  total?: number;
 }
 
 function lowerBound(a: string[], x: string): number {
@@ -82,6 +79,7 @@ export class RepoTable {
   /** Orders asked for so far, kept sorted from then on. */
   private readonly orders = new Map<FieldKey, RepoEntry[]>();
   private changedAt = 0;
+  private members = 0;
 
   get size(): number {
     return this.byName.size;
@@ -90,6 +88,11 @@ export class RepoTable {
   /** Epoch ms of the last change to any entry. */
   get lastChange(): number {
     return this.changedAt;
+  }
+
+  /** Changes with every add and remove (not with figures): what a count of names depends on. */
+  get membership(): number {
+    return this.members;
   }
 
   get(name: string): RepoEntry | undefined {
@@ -107,6 +110,7 @@ export class RepoTable {
     e = { name, tags: 0, images: 0, lastPush: 0, logicalBytes: 0, uniqueBytes: 0, summarizedAt: 0 };
     this.byName.set(name, e);
     this.changedAt = Date.now();
+    this.members++;
     const i = lowerBound(this.names, name);
     this.names.splice(i, 0, name);
     for (const [sort, order] of this.orders) order.splice(position(order, FIELD[sort], e), 0, e);
@@ -118,6 +122,7 @@ export class RepoTable {
     if (!e) return false;
     this.byName.delete(name);
     this.changedAt = Date.now();
+    this.members++;
     const i = lowerBound(this.names, name);
     if (this.names[i] === name) this.names.splice(i, 1);
     for (const [sort, order] of this.orders) order.splice(position(order, FIELD[sort], e), 1);
@@ -167,32 +172,35 @@ export class RepoTable {
   }
 
   query(q: TableQuery): TablePage {
-    const needle = q.q?.toLowerCase();
-    // Names are lower case by the grammar: the needle alone needs folding.
-    const match = (e: RepoEntry) => (!needle || e.name.includes(needle)) && q.visible(e.name);
+    const named = nameMatcher(q.q);
     const sort = q.sort ?? 'name';
     const order = sort === 'name' ? undefined : this.order(sort);
     const len = order ? order.length : this.names.length;
-    const get = order ? (i: number) => order[i] : (i: number) => this.byName.get(this.names[i])!;
-    const at = (k: number) => get(q.desc ? len - 1 - k : k);
-    let k = q.cursor ? this.after(sort, len, get, q.cursor, Boolean(q.desc)) : 0;
+    // In name order the filter reads the name before the entry is looked up.
+    const nameAt = order ? (i: number) => order[i].name : (i: number) => this.names[i];
+    const entryAt = order ? (i: number) => order[i] : (i: number) => this.byName.get(this.names[i])!;
+    const index = (k: number) => (q.desc ? len - 1 - k : k);
+    let k = q.cursor ? this.after(sort, len, entryAt, q.cursor, Boolean(q.desc)) : 0;
     const items: RepoEntry[] = [];
     let next: string | undefined;
     for (; k < len; k++) {
-      const e = at(k);
-      if (!match(e)) continue;
+      const name = nameAt(index(k));
+      if (!named(name) || !q.visible(name)) continue;
       if (items.length === q.limit) {
         next = cursorOf(sort, items[items.length - 1]);
         break;
       }
-      items.push(e);
+      items.push(entryAt(index(k)));
     }
-    let total: number | undefined;
-    if (q.withTotal) {
-      total = 0;
-      for (const e of this.byName.values()) if (match(e)) total++;
-    }
-    return { items, next, total };
+    return { items, next };
+  }
+
+  /** How many names match `q` and are visible: a walk of every name (callers cache it, see `membership`). */
+  count(q: string | undefined, visible: (name: string) => boolean): number {
+    const named = nameMatcher(q);
+    let n = 0;
+    for (const name of this.names) if (named(name) && visible(name)) n++;
+    return n;
   }
 
   /** Entries in `sort` order, ascending, the name breaking ties. */
@@ -226,6 +234,12 @@ export class RepoTable {
     }
     return desc ? len - lo : lo;
   }
+}
+
+/** Names are lower case by the grammar: the needle alone needs folding. */
+function nameMatcher(q: string | undefined): (name: string) => boolean {
+  const needle = q?.toLowerCase();
+  return needle ? (name) => name.includes(needle) : () => true;
 }
 
 function cursorOf(sort: SortKey, e: RepoEntry): string {
