@@ -38,8 +38,12 @@ export async function gcStress(t: Test, store: StressStore): Promise<void> {
   // Base layers shared by everything: they keep becoming unreferenced in one
   // repository while another pushes or mounts them.
   const bases: Blob[] = Array.from({ length: 6 }, () => randomBlob(48 * 1024));
+  // The time limit ends the run once enough pushes are acknowledged to check;
+  // on a slow or loaded store the run goes on for them, up to four times as long.
   const deadline = Date.now() + store.timeLimitMs;
+  const hardDeadline = Date.now() + 4 * store.timeLimitMs;
   let stop = false;
+  const running = () => !stop && (Date.now() < deadline || (stats.acked < store.minAcked && Date.now() < hardDeadline));
 
   /** Latest acknowledged image per (repo, tag) and images under tags never overwritten. */
   const current = new Map<string, Image>();
@@ -79,7 +83,7 @@ export async function gcStress(t: Test, store: StressStore): Promise<void> {
   };
 
   const worker = async (w: number) => {
-    for (let i = 0; i < store.iterations && !stop && Date.now() < deadline; i++) {
+    for (let i = 0; i < store.iterations && running(); i++) {
       try {
         await pushOne(w, i);
       } catch (e) {
@@ -92,7 +96,7 @@ export async function gcStress(t: Test, store: StressStore): Promise<void> {
 
   const gcRuns: GcReport[] = [];
   const collector = async () => {
-    for (let n = 0; !stop && Date.now() < deadline; n++) {
+    for (let n = 0; running(); n++) {
       const args = ['gc', '--min-age', '0s', '--json'];
       if (n % 2) args.push('--delete-untagged');
       const r = await cli(args, { REGISTRY_BERTH_GC_LEASETTL: '30s' });
