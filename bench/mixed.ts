@@ -7,7 +7,8 @@ import crypto from 'node:crypto';
 import { GeneratedBlob, OCI_MANIFEST, bufferSource, hashStream, imageManifest, OCI_CONFIG, OCI_LAYER, sha256 } from '../test/helpers/oci-client';
 import { procMemMiB } from '../test/helpers/process';
 import { MIXED_CLIENTS, MIXED_SECONDS, MiB, ROUNDS } from './options';
-import { interleaved, log, metric, percentile, record, seconds, type Server } from './report';
+import { interleaved, log, metric, record, seconds, type Server } from './report';
+import { percentile } from './stats';
 
 const REPOS = 16;
 const LAYER = 16 * 1024;

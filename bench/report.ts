@@ -5,8 +5,6 @@ import type { OciClient } from '../test/helpers/oci-client';
 import { ROUNDS } from './options';
 import { fmt, markdownTable, median } from './stats';
 
-export { fmt, markdownTable, median, percentile } from './stats';
-
 export interface Server {
   label: string;
   kind: 'berth' | 'distribution';

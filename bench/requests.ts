@@ -4,7 +4,8 @@ import { mustRun } from '../test/helpers/clients';
 import { procCpuSeconds } from '../test/helpers/process';
 import { MANIFEST_ACCEPT, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, GeneratedBlob, OciClient, bufferSource, imageManifest } from '../test/helpers/oci-client';
 import { CONNS, LIST_REQS, LIST_SECONDS, REPOS, SECONDS, TAGS, TAG_CLIENTS } from './options';
-import { interleaved, median, metric, percentile, record, seconds, timed, type Server } from './report';
+import { interleaved, metric, record, seconds, timed, type Server } from './report';
+import { median, percentile } from './stats';
 import { repoName } from './servers';
 
 /** One small image (config + layer) pushed to `repo`; returns its manifest. */

@@ -3,6 +3,7 @@
 // the range over runs, berth beside distribution, and berth's growth from the
 // smallest store to the largest.
 import type { FixtureShape } from '../../test/helpers/layout-fixture';
+import { fmt, markdownTable, median, percentile } from '../stats';
 import type { Kind, StartTimes } from './stores';
 import type { RunSample, Workload } from './workloads';
 
@@ -26,30 +27,15 @@ export interface Results {
   }[];
 }
 
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)];
-}
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const fmt = (v: number) => (!Number.isFinite(v) ? '–' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+/** A figure for a table; "–" for one that is missing (NaN, Infinity). */
+const num = (v: number) => (Number.isFinite(v) ? fmt(v) : '–');
 
 /** "median (min–max)" of per-run values; "–" when there are none. */
 function cell(values: number[]): string {
   const v = values.filter(Number.isFinite);
   if (!v.length) return '–';
-  if (v.length === 1) return fmt(v[0]);
-  return `${fmt(median(v))} (${fmt(Math.min(...v))}–${fmt(Math.max(...v))})`;
-}
-
-function markdown(rows: string[][]): string {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => '| ' + r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |';
-  const rule = '|' + widths.map((w, i) => (i === 0 ? ':' + '-'.repeat(w + 1) : '-'.repeat(w + 1) + ':')).join('|') + '|';
-  return [line(rows[0]), rule, ...rows.slice(1).map(line)].join('\n');
+  if (v.length === 1) return num(v[0]);
+  return `${num(median(v))} (${num(Math.min(...v))}–${num(Math.max(...v))})`;
 }
 
 const sizeLabel = (n: number) => n.toLocaleString('en-US');
@@ -75,18 +61,18 @@ export function growthReport(r: Results, workloads: Workload[]): string {
       if (sizes.length > 1) row.push(Number.isFinite(medians[0]) ? `${(medians.at(-1)! / medians[0]).toFixed(2)}×` : '');
       rows.push(row);
     }
-    return `${title}\n\n${markdown(rows)}`;
+    return `${title}\n\n${markdownTable(rows)}`;
   };
   const out: string[] = [];
-  const loads = r.load.length ? `load average ${fmt(Math.min(...r.load))}–${fmt(Math.max(...r.load))} at server starts` : '';
+  const loads = r.load.length ? `load average ${num(Math.min(...r.load))}–${num(Math.max(...r.load))} at server starts` : '';
   out.push(`Growth curve, ${r.backend}, ${r.startedAt} to ${r.finishedAt ?? '?'}, ${loads}`);
-  out.push(table('Time per request, ms: median over runs of each run\'s p50 (range over runs)', (s) => quantile(s.ms, 0.5)));
-  out.push(table('Time per request, ms: median over runs of each run\'s p99 (range over runs)', (s) => quantile(s.ms, 0.99)));
+  out.push(table('Time per request, ms: median over runs of each run\'s p50 (range over runs)', (s) => percentile(s.ms, 50)));
+  out.push(table('Time per request, ms: median over runs of each run\'s p99 (range over runs)', (s) => percentile(s.ms, 99)));
   out.push(table('Storage operations per request (driver calls, background work included): median over runs', (s) => s.opsPerSample));
   out.push(startupTable(r, sizes, kinds));
   for (const size of sizes) {
     const g = r.stores[size]?.generated;
-    if (g) out.push(`Store of ${sizeLabel(size)} repositories (${sizeLabel(r.stores[size].shape.tags)} tags): ${sizeLabel(g.files)} files written in ${fmt(g.seconds)} s`);
+    if (g) out.push(`Store of ${sizeLabel(size)} repositories (${sizeLabel(r.stores[size].shape.tags)} tags): ${sizeLabel(g.files)} files written in ${num(g.seconds)} s`);
   }
   return out.join('\n\n');
 }
@@ -105,7 +91,7 @@ function startupTable(r: Results, sizes: number[], kinds: Kind[]): string {
     sizes.map((s) => {
       const t = r.stores[s]?.firstStart;
       const v = t ? f(t) : undefined;
-      return v === undefined ? '–' : fmt(v);
+      return v === undefined ? '–' : num(v);
     });
   const runs = (kind: Kind, f: (x: Results['runs'][0]) => number | undefined) =>
     sizes.map((s) => cell(r.runs.filter((x) => x.size === s && x.kind === kind).map((x) => f(x) ?? NaN)));
@@ -124,5 +110,5 @@ function startupTable(r: Results, sizes: number[], kinds: Kind[]): string {
   }
   if (kinds.includes('berth')) rows.push(['berth peak RSS during the first start, MiB', ...first((t) => t.rss.hwm)]);
   for (const kind of kinds) rows.push([`${kind} CPU while idle, % of a core`, ...runs(kind, (x) => (x.idleCpu === undefined ? undefined : x.idleCpu * 100))]);
-  return `Start-up and memory (median over runs, range)\n\n${markdown(rows)}`;
+  return `Start-up and memory (median over runs, range)\n\n${markdownTable(rows)}`;
 }
