@@ -13,10 +13,12 @@ export const CSRF_HEADER = 'X-Berth-CSRF';
 /** The cookie goes to the admin API only, never to /v2 or the static assets. */
 const COOKIE_PATH = '/berth';
 
-/** What the session endpoints learn from this middleware. */
+/** What the session endpoints and the handlers learn from this middleware. */
 export interface AdminState {
   /** The signed-in user of a valid session cookie, and the cookie now in force. */
   session?: { user: string; value: string };
+  /** The credential the caller's rights come from (the session cookie or Authorization header; '' for anonymous). */
+  credential: string;
 }
 
 /**
@@ -80,6 +82,7 @@ export function adminAuth(identity: Identity, opts: AdminAuthOptions): Koa.Middl
     const state = ctx.state as AdminState;
     const signIn = ctx.path === opts.sessionPath && ctx.method === 'POST';
     let caller: Caller | undefined;
+    state.credential = '';
     const value = ctx.cookies.get(SESSION_COOKIE);
     if (value) {
       const s = identity.resume(value);
@@ -90,6 +93,7 @@ export function adminAuth(identity: Identity, opts: AdminAuthOptions): Koa.Middl
       } else if (!signIn) {
         if (unsafe && !validCsrf(ctx, value)) throw err('DENIED', `missing or wrong ${CSRF_HEADER} header`);
         caller = s;
+        state.credential = value;
         state.session = { user: s.user!, value };
         // Sliding renewal: an active tab stays signed in; an idle one ends within a lifetime.
         if (s.expiresAt - Date.now() < identity.lifetimeMs / 2) {
@@ -109,6 +113,7 @@ export function adminAuth(identity: Identity, opts: AdminAuthOptions): Koa.Middl
         throw err('UNAUTHORIZED', 'invalid credentials');
       }
       caller = { auth, user: auth.subject ?? null };
+      state.credential = ctx.get('authorization');
     }
     ctx.state.auth = caller?.auth ?? identity.anonymous;
     await next();

@@ -5,6 +5,7 @@ import type { Config } from '../server/config';
 import { err } from '../storage/errors';
 import { isValidName } from '../storage/names';
 import type { ContentStore } from '../storage/store';
+import type { AdminState } from './auth';
 import type { VisibleTotals } from './totals';
 
 /** Where a repository's content comes from when it is not hosted here (the pull-through cache). */
@@ -16,8 +17,8 @@ export interface AdminDeps {
   upstreamOf?: UpstreamOf;
 }
 
-/** What the handlers get: the deps and the admin API's own state. */
-export type AdminCtx = Koa.ParameterizedContext<State> & { admin: AdminDeps & { totals: VisibleTotals } };
+/** What the handlers get: the deps, the admin API's own state, and what adminAuth learnt of the caller. */
+export type AdminCtx = Koa.ParameterizedContext<State & AdminState> & { admin: AdminDeps & { totals: VisibleTotals } };
 
 export const canPull = (ctx: AdminCtx, repo: string) => ctx.state.auth.may('repository', repo, 'pull');
 

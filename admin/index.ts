@@ -5,6 +5,7 @@
 import type Koa from 'koa';
 import type { State } from '../server/context';
 import { RegistryError } from '../storage/errors';
+import type { AdminState } from './auth';
 import type { AdminCtx, AdminDeps } from './context';
 import { imagesContaining, getImage } from './images';
 import { deleteImage, deleteRepository, deleteTag, getRepository, listRepositories, previewDelete } from './repositories';
@@ -46,7 +47,7 @@ function route(path: string, deps: AdminDeps): Partial<Record<string, Handler>> 
 }
 
 /** The admin API's data endpoints as one middleware, behind admin/front.ts (which sets ctx.state.auth). */
-export function adminApi(deps: AdminDeps): Koa.Middleware<State> {
+export function adminApi(deps: AdminDeps): Koa.Middleware<State & AdminState> {
   const admin = { ...deps, totals: new VisibleTotals() };
   return async (ctx, next) => {
     if (!ctx.path.startsWith('/berth/v1/')) return next();

@@ -3,7 +3,6 @@
 import { parseDigest } from '../storage/digest';
 import { err } from '../storage/errors';
 import type { RepoEntry, SortKey } from '../storage/index/table';
-import { SESSION_COOKIE } from './auth';
 import { canPull, iso, paging, visibleRepository, type AdminCtx } from './context';
 import { deletionPlan } from './deletion';
 
@@ -39,8 +38,7 @@ export async function listRepositories(ctx: AdminCtx): Promise<void> {
   const { table } = ctx.admin.store.index;
   const visible = (n: string) => canPull(ctx, n);
   const page = table.query({ q, sort, desc: order === 'desc', cursor, limit, visible });
-  const credential = ctx.cookies.get(SESSION_COOKIE) ?? ctx.get('authorization');
-  const total = ctx.admin.totals.count(table, credential, q, visible);
+  const total = ctx.admin.totals.count(table, ctx.state.credential, q, visible);
   ctx.body = { repositories: page.items.map((e) => repoJson(ctx, e)), ...(page.next && { next: page.next }), total };
 }
 

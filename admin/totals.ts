@@ -8,9 +8,10 @@
 import crypto from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { RepoTable } from '../storage/index/table';
+import { entryBytes } from '../storage/links';
 
 const MAX_AGE_MS = 30_000;
-/** A few hundred bytes per entry: 1 MiB holds thousands of callers' counts. */
+/** About 200 bytes per entry: 1 MiB holds thousands of callers' counts. */
 const MAX_BYTES = 1024 * 1024;
 
 interface Kept {
@@ -19,16 +20,15 @@ interface Kept {
 }
 
 export class VisibleTotals {
-  private readonly kept = new LRUCache<string, Kept>({ maxSize: MAX_BYTES, sizeCalculation: (_, key) => 64 + key.length, ttl: MAX_AGE_MS });
+  private readonly kept = new LRUCache<string, Kept>({ maxSize: MAX_BYTES, sizeCalculation: entryBytes, ttl: MAX_AGE_MS });
 
-  /** `credential`: the session cookie or Authorization header the caller's rights come from ('' for anonymous). */
+  /** `credential`: what the caller's rights come from (AdminState.credential). */
   count(table: RepoTable, credential: string, q: string | undefined, visible: (name: string) => boolean): number {
     const key = `${crypto.createHash('sha256').update(credential).digest('base64url')}\0${q?.toLowerCase() ?? ''}`;
     const kept = this.kept.get(key);
     if (kept && kept.membership === table.membership) return kept.total;
-    const membership = table.membership;
     const total = table.count(q, visible);
-    this.kept.set(key, { membership, total });
+    this.kept.set(key, { membership: table.membership, total });
     return total;
   }
 }

@@ -48,7 +48,7 @@ export interface AppOptions {
   /** The web UI's page and assets (ui/). */
   ui?: Koa.Middleware;
   /** The admin API's data endpoints (admin/): after adminAuth, which says who the caller is. */
-  admin?: Koa.Middleware<State>;
+  admin?: Koa.Middleware;
 }
 
 export function createApp(opts: AppOptions): Koa<State> {
